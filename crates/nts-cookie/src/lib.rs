@@ -1,1 +1,101 @@
-//! Placeholder, filled in by a later change.
+//! NTS keys and cookies (RFC 8915): the AEAD layer, server cookies under rotating or
+//! fleet-derived master keys, and the client's cookie jar.
+//!
+//! This crate is sans-IO: it opens no sockets, reads no clock (callers pass
+//! `now_unix_s`) and parses no configuration. Randomness comes from a caller-supplied
+//! [`rand_core::CryptoRng`].
+//!
+//! # Design overview
+//!
+//! **AEAD layer** ([`AeadAlgorithm`], [`AeadKey`]). Algorithms 15 (AES-SIV-CMAC-256) and
+//! 17 (AES-SIV-CMAC-512), and 30 (AES-128-GCM-SIV) with the `gcm-siv` feature.
+//! [`AeadKey::seal`] returns exactly the NTS *Ciphertext* field: `tag ‖ ciphertext` for
+//! SIV (the NTS nonce is the last S2V header, after the associated data), and
+//! `ciphertext ‖ tag` for GCM-SIV (RFC 8452's output). SIV keys accept any non-empty
+//! nonce, as a server must; we generate [`AeadAlgorithm::nonce_len`] bytes.
+//! [`AeadKey::seal_in_place`] / [`AeadKey::open_in_place`] work inside a packet buffer
+//! without allocating.
+//!
+//! **Cookies** ([`CookieKeys`], [`KeySet::seal_cookie`], [`KeySet::open_cookie`]). The
+//! layout follows ntpd-rs: `key_id u32 ‖ ct_len u16 ‖ nonce 16 ‖ AES-SIV-CMAC-256(tag 16 ‖
+//! aead_id u16 ‖ S2C ‖ C2S)`, with the key id as associated data. A cookie is
+//! [`cookie_len`] = `40 + 2·key_len` bytes: 104 for AEAD 15, 168 for AEAD 17, always a
+//! multiple of 4. Opening never panics and reports a [`CookieError`] saying why it
+//! failed; the server answers every failure with an NTS NAK.
+//!
+//! **Key sets** ([`KeySet`]). One current master key seals; the `old_keys_kept`
+//! previous ones still open. [`KeySet::rotate_if_due`] rotates every
+//! `rotation_period_s`; a dropped key is erased from memory, which gives forward
+//! secrecy for cookies older than the retention. Keys come either from the RNG
+//! (persisted with `KeySet::save`/`KeySet::load`, feature `std`: an atomic write of a
+//! 0600 file, and a load that refuses files accessible by group or others), or, in
+//! fleet mode, from HKDF-SHA256 over a shared secret and the epoch number
+//! `now / period`, so every server of a fleet holds the same keys with no coordination
+//! and no storage.
+//!
+//! **Cookie jar** ([`CookieJar`]). The client side: up to 8 cookies of one length, each
+//! used once, plus how many placeholders to request so the reply refills the jar,
+//! optionally within a packet-size budget.
+//!
+//! Protecting whole NTP packets (the authenticator extension field) builds on this
+//! crate together with `ntp-proto`.
+//!
+//! # Secrets
+//!
+//! All key material lives in [`zeroize::Zeroizing`] buffers on the heap and is erased
+//! on drop; every `Debug` implementation redacts it. Methods that expose raw key
+//! bytes or weaken a guarantee are named `dangerous_*`.
+//!
+//! # Example
+//!
+//! ```
+//! use nts_cookie::{AeadAlgorithm, CookieJar, CookieKeys, KeySet, KeySetConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut rng = rand::rng();
+//! let now = 1_700_000_000;
+//! let config = KeySetConfig { rotation_period_s: 86_400, old_keys_kept: 7 };
+//! let server = KeySet::random(config, now, &mut rng)?;
+//!
+//! // NTS-KE exported these keys on both sides.
+//! let keys = CookieKeys::new(AeadAlgorithm::AesSivCmac256, &[1; 32], &[2; 32])?;
+//! let cookie = server.seal_cookie(&keys, &mut rng);
+//! assert_eq!(cookie.len(), 104);
+//!
+//! // The client keeps the cookies and sends one per request.
+//! let mut jar = CookieJar::with_cookies(keys.clone(), [cookie])?;
+//! let sent = jar.take().ok_or("no cookie")?;
+//! assert_eq!(jar.placeholders_to_request(), 7);
+//!
+//! // The server recovers the keys from the cookie alone.
+//! let opened = server.open_cookie(&sent)?;
+//! assert_eq!(opened, keys);
+//!
+//! // Packets are protected with the C2S / S2C keys.
+//! let nonce = [9; 16];
+//! let field = opened.c2s().seal(&nonce, b"packet bytes before the authenticator", b"")?;
+//! assert!(keys.c2s().open(&nonce, b"packet bytes before the authenticator", &field)?.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(clippy::indexing_slicing)]
+
+extern crate alloc;
+
+pub mod aead;
+pub mod cookie;
+pub mod jar;
+#[cfg(feature = "std")]
+mod keyfile;
+pub mod keyset;
+
+pub use aead::{AeadAlgorithm, AeadError, AeadKey, KeyLengthError, TAG_LEN};
+pub use cookie::{CookieError, CookieKeys, MAX_COOKIE_LEN, cookie_len};
+pub use jar::{CookieJar, JarError, MAX_COOKIES};
+#[cfg(feature = "std")]
+pub use keyfile::KeyFileError;
+pub use keyset::{KeySet, KeySetConfig, KeySetError};
+/// The RNG traits in this crate's signatures.
+pub use rand_core;
