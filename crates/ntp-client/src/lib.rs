@@ -1,1 +1,52 @@
-//! Placeholder.
+//! The `ntp-client` command line: a packet dissector today, one-shot queries
+//! and the sync daemon as the suite grows.
+//!
+//! `main.rs` only calls [`main_with_args`]; each subcommand lives in a module
+//! of its own and returns the process exit status, so integration tests can
+//! run the real binary and check its output and status.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod decode;
+
+/// Exit status for input the program cannot use (bad hex, not an NTP packet).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// NTP/NTS client tools.
+#[derive(Debug, Parser)]
+#[command(name = "ntp-client", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Dissect one NTP packet given as hex (argument, or standard input).
+    Decode(decode::DecodeArgs),
+}
+
+/// Parses `args` and runs the subcommand; returns the process exit status.
+pub fn main_with_args<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (status 0) and usage errors
+            // to stderr (status 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_BAD_INPUT } else { 0 });
+        }
+    };
+    match cli.command {
+        Command::Decode(args) => decode::run(&args),
+    }
+}
