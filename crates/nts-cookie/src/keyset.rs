@@ -37,9 +37,8 @@ pub const KEY_FILE_VERSION: u8 = 1;
 const KEY_FILE_HEADER_LEN: usize = 4 + 1 + 8 + 2;
 /// id u32, key 32.
 const KEY_FILE_ENTRY_LEN: usize = 4 + MASTER_KEY_LEN;
-/// The largest valid key file.
-pub(crate) const MAX_KEY_FILE_LEN: usize =
-    KEY_FILE_HEADER_LEN + KEY_FILE_ENTRY_LEN * (MAX_OLD_KEYS + 1);
+/// The length of the largest valid key file ([`MAX_OLD_KEYS`] + 1 keys).
+pub const MAX_KEY_FILE_LEN: usize = KEY_FILE_HEADER_LEN + KEY_FILE_ENTRY_LEN * (MAX_OLD_KEYS + 1);
 
 /// How often master keys rotate and how many old ones stay valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
