@@ -822,6 +822,31 @@ mod tests {
     }
 
     #[test]
+    fn chrony_response_record_by_record() {
+        let text = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/chrony-server-ntske-response.hex"
+        ));
+        let bytes = hex::decode(text.trim()).expect("hex");
+        let mut rest = &bytes[..];
+        let mut out = Vec::new();
+        let mut types = Vec::new();
+        while !rest.is_empty() {
+            let Ok(Parsed::Complete { record, consumed }) = Record::parse(rest) else {
+                panic!("corpus record does not parse");
+            };
+            record.emit(&mut out).expect("re-encodes");
+            types.push((record.record_type().0, record.critical()));
+            rest = &rest[consumed..];
+        }
+        assert_eq!(out, bytes);
+        let mut expected = vec![(1, true), (4, true), (7, true)];
+        expected.extend([(5, false); 8]);
+        expected.push((0, true));
+        assert_eq!(types, expected);
+    }
+
+    #[test]
     fn newtype_names() {
         assert_eq!(format!("{:?}", AeadId(15)), "AES_SIV_CMAC_256(15)");
         assert_eq!(format!("{}", AeadId(99)), "AeadId(99)");

@@ -181,3 +181,18 @@ fn chrony_request_through_server() {
         );
     }
 }
+
+/// The copies in `tests/data` must match `shared/corpus` when that folder sits beside the
+/// repository (it does here and in CI; a standalone checkout skips this).
+#[test]
+fn copies_match_shared_corpus() {
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/corpus");
+    if !std::path::Path::new(shared).is_dir() {
+        return;
+    }
+    for name in REQUESTS.iter().chain(RESPONSES.iter()) {
+        let original = std::fs::read_to_string(format!("{shared}/{name}")).expect("readable");
+        let original = hex::decode(original.trim()).expect("hex");
+        assert_eq!(load(name), original, "{name}");
+    }
+}
