@@ -1,0 +1,3 @@
+//! NTS benchmarks: filled in together with `nts_cookie::packet`.
+
+fn main() {}
