@@ -27,7 +27,15 @@ pub struct DecodeArgs {
     /// Print one JSON object instead of the dissection.
     #[arg(long)]
     pub json: bool,
+    /// Decode a built-in sample instead: an NTS response chrony sent.
+    #[arg(long, conflicts_with = "hex")]
+    pub sample: bool,
 }
+
+/// The `--sample` packet: an NTS-protected response from chrony 4.3, captured
+/// on loopback (the shared corpus's `chrony-server-nts-response.hex`).
+pub const SAMPLE: &str =
+    include_str!("../../ntp-proto/tests/corpus/chrony-server-nts-response.hex");
 
 /// Why input could not be decoded, with the byte offset of the problem.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +55,7 @@ impl std::fmt::Display for DecodeError {
 /// Runs the subcommand.
 pub fn run(args: &DecodeArgs) -> ExitCode {
     let text = match &args.hex {
+        _ if args.sample => SAMPLE.to_string(),
         Some(hex) if hex != "-" => hex.clone(),
         _ => {
             let mut input = String::new();

@@ -112,6 +112,15 @@ fn kiss_code_and_mac_are_reported() {
 }
 
 #[test]
+fn sample_decodes_without_input() {
+    let out = decode(&["--sample", "--json"], None);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], 4);
+    assert_eq!(v["extension_fields"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn dissection_names_fields_and_dates() {
     let out = decode(&[&corpus("chrony-server-nts-response.hex")], None);
     assert!(out.status.success());
