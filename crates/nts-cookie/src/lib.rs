@@ -37,8 +37,20 @@
 //! used once, plus how many placeholders to request so the reply refills the jar,
 //! optionally within a packet-size budget.
 //!
-//! Protecting whole NTP packets (the authenticator extension field) builds on this
-//! crate together with `ntp-proto`.
+//! **Packets** ([`packet`]). NTS protection of NTPv4 packets on top of `ntp-proto`:
+//! the Unique Identifier, NTS Cookie, Cookie Placeholder and Authenticator extension
+//! fields (RFC 8915 §5.3–5.7). Pure functions over bytes; packets are verified as
+//! received, never re-encoded. The call order:
+//!
+//! - client: [`packet::seal_request`] (takes a cookie from the jar, asks for enough
+//!   new ones to refill it) → send → [`packet::open_response`] (checks mode, origin,
+//!   UID and the S2C authenticator; reports an NTS NAK) →
+//!   [`packet::OpenedResponse::store_cookies`];
+//! - server: [`packet::open_request`] (checks the structure, opens the cookie with the
+//!   [`KeySet`], verifies under C2S) → on success [`packet::seal_response`] (fresh
+//!   cookies under S2C, never longer than the request); on
+//!   [`packet::RequestError::Nak`] answer with [`packet::nts_nak`]; on
+//!   [`packet::RequestError::Drop`] send nothing.
 //!
 //! # Secrets
 //!
@@ -90,6 +102,7 @@ pub mod jar;
 #[cfg(feature = "std")]
 mod keyfile;
 pub mod keyset;
+pub mod packet;
 
 pub use aead::{AeadAlgorithm, AeadError, AeadKey, KeyLengthError, TAG_LEN};
 pub use cookie::{CookieError, CookieKeys, MAX_COOKIE_LEN, cookie_len};
