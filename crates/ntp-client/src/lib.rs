@@ -11,9 +11,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod decode;
+pub mod query;
 
 /// Exit status for input the program cannot use (bad hex, not an NTP packet).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status when the time could not be obtained (unreachable server, TLS
+/// or certificate failure, NTS NAK, Kiss-o'-Death, …).
+pub const EXIT_FAILED: u8 = 1;
 
 /// NTP/NTS client tools.
 #[derive(Debug, Parser)]
@@ -29,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Dissect one NTP packet given as hex (argument, or standard input).
     Decode(decode::DecodeArgs),
+    /// Ask a server for the time, plain or with NTS, like `sntp` or `chronyd -Q`.
+    Query(query::QueryArgs),
 }
 
 /// Parses `args` and runs the subcommand; returns the process exit status.
@@ -48,5 +54,6 @@ where
     };
     match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::Query(args) => query::run(&args),
     }
 }

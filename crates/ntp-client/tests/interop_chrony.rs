@@ -1,0 +1,244 @@
+//! `ntp-client query` against a real chronyd (Debian's), started by each test
+//! on loopback ports with `-x` (it never touches the clock) and a test CA.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use support::{Chronyd, Pki, UdpProxy, failure, json_lines, ntp_client};
+
+/// Both clocks are this machine's: the offset must be near zero.
+const SAME_MACHINE_OFFSET: f64 = 0.001;
+
+#[test]
+fn plain_query_gets_time_from_chronyd() {
+    let chrony = Chronyd::start();
+    let port = chrony.ntp_port.to_string();
+    let out = ntp_client(&[
+        "query",
+        "--json",
+        "--port",
+        &port,
+        "--timeout",
+        "1",
+        "127.0.0.1",
+    ]);
+    let samples = json_lines(&out);
+    assert_eq!(samples.len(), 1);
+    let s = &samples[0];
+    assert_eq!(s["server"], format!("127.0.0.1:{port}"));
+    assert_eq!(s["nts"], false);
+    assert!(s["cookies"].is_null());
+    assert_eq!(s["stratum"], 1);
+    assert_eq!(s["reference_id"], "7f7f0101", "chrony's local reference");
+    assert_eq!(s["leap"], 0);
+    assert!(
+        s["offset"].as_f64().unwrap().abs() < SAME_MACHINE_OFFSET,
+        "{s}"
+    );
+    assert!(s["delay"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn nts_query_gets_authenticated_time_from_chronyd() {
+    let chrony = Chronyd::start();
+    let ca = chrony.pki.ca.to_str().unwrap();
+    let ke_port = chrony.ke_port.to_string();
+    // No --port: the NTP port comes from chrony's NTS-KE Port record.
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--ca",
+        ca,
+        "--ke-port",
+        &ke_port,
+        "--count",
+        "3",
+        "--interval",
+        "0.2",
+        "--timeout",
+        "2",
+        "--json",
+        "127.0.0.1",
+    ]);
+    let samples = json_lines(&out);
+    assert_eq!(samples.len(), 3);
+    for s in &samples {
+        assert_eq!(s["nts"], true, "{s}");
+        assert_eq!(s["server"], format!("127.0.0.1:{}", chrony.ntp_port), "{s}");
+        // Each reply replaces the cookie used (no placeholders were needed).
+        assert!(s["cookies"].as_u64().unwrap() >= 1, "{s}");
+        assert_eq!(s["stratum"], 1);
+        assert!(
+            s["offset"].as_f64().unwrap().abs() < SAME_MACHINE_OFFSET,
+            "{s}"
+        );
+    }
+    // And the human output names the AEAD.
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--ca",
+        ca,
+        "--ke-port",
+        &ke_port,
+        "localhost",
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("NTS AEAD_AES_SIV_CMAC_256 (15)"), "{text}");
+}
+
+#[test]
+fn certificate_from_another_ca_is_refused() {
+    let chrony = Chronyd::start();
+    let other = Pki::create(chrony.dir.path(), "other");
+    let ke_port = chrony.ke_port.to_string();
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--ca",
+        other.ca.to_str().unwrap(),
+        "--ke-port",
+        &ke_port,
+        "127.0.0.1",
+    ]);
+    let err = failure(&out);
+    assert!(
+        err.contains("bad certificate from NTS-KE server 127.0.0.1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tampered_nts_reply_is_rejected() {
+    let chrony = Chronyd::start();
+    let ca = chrony.pki.ca.to_str().unwrap();
+    let ke_port = chrony.ke_port.to_string();
+
+    // Control: through an honest proxy the query succeeds.
+    let honest = UdpProxy::passthrough(chrony.ntp_addr());
+    let port = honest.addr.port().to_string();
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--ca",
+        ca,
+        "--ke-port",
+        &ke_port,
+        "--port",
+        &port,
+        "127.0.0.1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(honest);
+
+    // One bit flipped in the encrypted part of every reply.
+    let flip_last = Box::new(|d: &mut Vec<u8>| {
+        let i = d.len() - 8;
+        d[i] ^= 0x01;
+    });
+    let proxy = UdpProxy::start(chrony.ntp_addr(), Box::new(|_| {}), flip_last);
+    let port = proxy.addr.port().to_string();
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--ca",
+        ca,
+        "--ke-port",
+        &ke_port,
+        "--port",
+        &port,
+        "--timeout",
+        "0.5",
+        "--retries",
+        "1",
+        "127.0.0.1",
+    ]);
+    let err = failure(&out);
+    assert!(err.contains("no valid reply"), "{err}");
+    assert!(err.contains("authentication"), "{err}");
+    // chrony did answer both attempts; we refused what arrived.
+    assert_eq!(proxy.replies.load(std::sync::atomic::Ordering::Relaxed), 2);
+
+    // A header field changed (the stratum) is covered by the authenticator too.
+    let proxy = UdpProxy::start(
+        chrony.ntp_addr(),
+        Box::new(|_| {}),
+        Box::new(|d: &mut Vec<u8>| d[1] = 2),
+    );
+    let port = proxy.addr.port().to_string();
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--ca",
+        ca,
+        "--ke-port",
+        &ke_port,
+        "--port",
+        &port,
+        "--timeout",
+        "0.5",
+        "--retries",
+        "0",
+        "127.0.0.1",
+    ]);
+    assert!(failure(&out).contains("authentication"));
+}
+
+#[test]
+fn damaged_cookie_gets_an_nts_nak_from_chronyd() {
+    let chrony = Chronyd::start();
+    let ca = chrony.pki.ca.to_str().unwrap();
+    let ke_port = chrony.ke_port.to_string();
+    // The cookie field starts at byte 84 (after the 48-byte header and the
+    // 36-byte UID field); damage a byte inside the cookie body.
+    let damage_cookie = Box::new(|d: &mut Vec<u8>| d[100] ^= 0xff);
+    let proxy = UdpProxy::start(chrony.ntp_addr(), damage_cookie, Box::new(|_| {}));
+    let port = proxy.addr.port().to_string();
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--ca",
+        ca,
+        "--ke-port",
+        &ke_port,
+        "--port",
+        &port,
+        "127.0.0.1",
+    ]);
+    let err = failure(&out);
+    assert!(err.contains("NTS NAK"), "{err}");
+}
+
+#[test]
+fn closed_ke_port_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(dir.path(), "closed");
+    let port = support::free_port().to_string();
+    let ca = pki.ca.to_str().unwrap();
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--ca",
+        ca,
+        "--ke-port",
+        &port,
+        "--timeout",
+        "1",
+        "127.0.0.1",
+    ]);
+    let err = failure(&out);
+    assert!(
+        err.contains("cannot connect to NTS-KE server 127.0.0.1"),
+        "{err}"
+    );
+}

@@ -1,0 +1,266 @@
+//! Test support: a throwaway PKI, a chronyd started and stopped by the test,
+//! a tampering UDP proxy, and a runner for the `ntp-client` binary.
+
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses a part of this
+
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+
+/// A CA and a server certificate for `localhost` and 127.0.0.1, written to
+/// `dir` as `ca.pem`, `server.pem` and `server.key`.
+pub struct Pki {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Pki {
+    pub fn create(dir: &Path, name: &str) -> Self {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let cert = params.signed_by(&key, &ca).unwrap();
+        let pki = Self {
+            ca: dir.join(format!("{name}-ca.pem")),
+            cert: dir.join(format!("{name}-server.pem")),
+            key: dir.join(format!("{name}-server.key")),
+        };
+        std::fs::write(&pki.ca, ca.pem()).unwrap();
+        std::fs::write(&pki.cert, cert.pem()).unwrap();
+        std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+        pki
+    }
+}
+
+/// A free loopback port for UDP and TCP (bind, note, release).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn chronyd_binary() -> PathBuf {
+    for candidate in ["/usr/sbin/chronyd", "/usr/bin/chronyd", "/sbin/chronyd"] {
+        if Path::new(candidate).exists() {
+            return candidate.into();
+        }
+    }
+    panic!("chronyd is not installed; scripts/test-all.sh installs it (apt-get install chrony)");
+}
+
+/// A chronyd serving plain NTP and NTS on loopback ports, as a local stratum-1
+/// reference, with `-x` so it never touches the clock. Stopped (by its own
+/// PID) when dropped.
+pub struct Chronyd {
+    child: Child,
+    pub ntp_port: u16,
+    pub ke_port: u16,
+    pub pki: Pki,
+    pub dir: tempfile::TempDir,
+}
+
+impl Chronyd {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::create(dir.path(), "chrony");
+        let (ntp_port, ke_port) = (free_port(), free_port());
+        let d = dir.path().display();
+        let conf = format!(
+            "pidfile {d}/chronyd.pid\n\
+             port {ntp_port}\n\
+             bindaddress 127.0.0.1\n\
+             cmdport 0\n\
+             local stratum 1\n\
+             allow 127.0.0.1\n\
+             ntsserverkey {key}\n\
+             ntsservercert {cert}\n\
+             ntsport {ke_port}\n\
+             ntsdumpdir {d}\n",
+            key = pki.key.display(),
+            cert = pki.cert.display(),
+        );
+        let conf_path = dir.path().join("chrony.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let log = std::fs::File::create(dir.path().join("chronyd.log")).unwrap();
+        let mut cmd = Command::new(chronyd_binary());
+        cmd.arg("-x").arg("-d").arg("-f").arg(&conf_path);
+        // As root chronyd would switch to its own user, which cannot read the
+        // test's key files; keep it as root (it still never touches the clock).
+        if nix_is_root() {
+            cmd.arg("-u").arg("root");
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let chronyd = Self {
+            child,
+            ntp_port,
+            ke_port,
+            pki,
+            dir,
+        };
+        chronyd.wait_ready();
+        chronyd
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.ke_port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("chronyd did not start: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("chronyd.log")).unwrap_or_default()
+    }
+
+    pub fn ntp_addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.ntp_port).into()
+    }
+}
+
+impl Drop for Chronyd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A UDP proxy on loopback that forwards datagrams between one client and
+/// `upstream`, letting the test change requests and replies on the way. It
+/// stops when dropped, and by itself after 30 s.
+pub struct UdpProxy {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    pub requests: Arc<AtomicUsize>,
+    pub replies: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+type Mutate = Box<dyn Fn(&mut Vec<u8>) + Send>;
+
+impl UdpProxy {
+    pub fn start(upstream: SocketAddr, on_request: Mutate, on_reply: Mutate) -> Self {
+        let front = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let back = UdpSocket::bind("127.0.0.1:0").unwrap();
+        back.connect(upstream).unwrap();
+        front
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        back.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = front.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (requests, replies) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (stop2, rq, rp) = (stop.clone(), requests.clone(), replies.clone());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut client = None;
+            let mut buf = [0u8; 2048];
+            while !stop2.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(30) {
+                if let Ok((n, from)) = front.recv_from(&mut buf) {
+                    client = Some(from);
+                    let mut datagram = buf[..n].to_vec();
+                    on_request(&mut datagram);
+                    rq.fetch_add(1, Ordering::Relaxed);
+                    let _ = back.send(&datagram);
+                }
+                if let (Ok(n), Some(to)) = (back.recv(&mut buf), client) {
+                    let mut datagram = buf[..n].to_vec();
+                    on_reply(&mut datagram);
+                    rp.fetch_add(1, Ordering::Relaxed);
+                    let _ = front.send_to(&datagram, to);
+                }
+            }
+        });
+        Self {
+            addr,
+            stop,
+            requests,
+            replies,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn passthrough(upstream: SocketAddr) -> Self {
+        Self::start(upstream, Box::new(|_| {}), Box::new(|_| {}))
+    }
+}
+
+impl Drop for UdpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs `ntp-client` with `args`; bounded by its own --timeout/--retries.
+pub fn ntp_client(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ntp-client"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The JSON lines of a successful run.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The one-line error of a failed run (exit status 1).
+pub fn failure(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "expected exit 1, stderr: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    err
+}
