@@ -856,3 +856,89 @@ proptest! {
         }
     }
 }
+
+/// Writes the seed corpora of the `nts_request_open` and `nts_response_open` fuzz
+/// targets. Run with `cargo test -p nts-cookie --test packet -- --ignored
+/// write_fuzz_seeds`; the constants match those in `fuzz/fuzz_targets/`.
+#[test]
+#[ignore = "writes files under fuzz/corpus"]
+fn write_fuzz_seeds() {
+    const SECRET: [u8; 32] = *b"fuzzing fleet secret, 32 bytes!!";
+    const NOW: u64 = 1_700_000_000;
+    const UID: [u8; 32] = *b"fuzzing unique identifier, 32 b!";
+    const ORIGIN: u64 = 0x0123_4567_89ab_cdef;
+
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+    };
+    let mut r = rng();
+    let config = KeySetConfig {
+        rotation_period_s: 3600,
+        old_keys_kept: 2,
+    };
+    let fleet = KeySet::fleet(config, &SECRET, NOW).unwrap();
+
+    // Requests to the fleet key set, as our client sends them.
+    for (alg, held, name) in [
+        (AeadAlgorithm::AesSivCmac256, 1, "aead15-7-placeholders"),
+        (AeadAlgorithm::AesSivCmac256, 8, "aead15-no-placeholders"),
+        (AeadAlgorithm::AesSivCmac512, 7, "aead17-1-placeholder"),
+    ] {
+        let mut jar = jar(&fleet, alg, held, &mut r);
+        let sealed = seal_request(&Header::client_request(6, 42), &mut jar, 1280, &mut r).unwrap();
+        assert!(open_request(&sealed.bytes, &fleet).is_ok());
+        write("nts_request_open", name, &sealed.bytes);
+    }
+    let foreign = key_set(&mut r);
+    let mut jar = jar(&foreign, AeadAlgorithm::AesSivCmac256, 2, &mut r);
+    let sealed = seal_request(&Header::client_request(6, 42), &mut jar, 1280, &mut r).unwrap();
+    assert!(
+        open_request(&sealed.bytes, &fleet)
+            .unwrap_err()
+            .uid()
+            .is_some()
+    );
+    write("nts_request_open", "foreign-cookie-nak", &sealed.bytes);
+
+    // Responses to a request with the fixed UID and transmit timestamp, under the fixed
+    // keys of the response target.
+    let client = Header::client_request(6, ORIGIN);
+    for (alg, key_len, placeholders, name) in [
+        (AeadAlgorithm::AesSivCmac256, 32, 7, "aead15-8-cookies"),
+        (AeadAlgorithm::AesSivCmac512, 64, 0, "aead17-1-cookie"),
+    ] {
+        let keys = CookieKeys::new(alg, &vec![0xC2; key_len], &vec![0x5C; key_len]).unwrap();
+        let cookie = fleet.seal_cookie(&keys, &mut r);
+        let mut fields = vec![
+            ExtensionField::unique_identifier(&UID).unwrap(),
+            ExtensionField::nts_cookie(&cookie).unwrap(),
+        ];
+        fields.extend(
+            (0..placeholders)
+                .map(|_| ExtensionField::nts_cookie_placeholder(cookie.len()).unwrap()),
+        );
+        let request = hand_sealed(client, fields, &keys, 16, 0);
+        let opened = open_request(&request, &fleet).unwrap();
+        let reply = respond(&fleet, &opened, &mut r);
+        let origin = NtpTimestamp::from_bits(ORIGIN);
+        assert!(open_response(&reply, &UID, origin, &keys).is_ok());
+        write("nts_response_open", name, &reply);
+        if placeholders == 0 {
+            let rate =
+                Header::kiss_of_death(&opened.header, KissCode::RATE, &system(), now(), now());
+            let mut out = Vec::new();
+            seal_response(&rate, &opened, &fleet, &mut r, &mut out).unwrap();
+            assert_eq!(
+                open_response(&out, &UID, origin, &keys).unwrap().kiss_code,
+                Some(KissCode::RATE)
+            );
+            write("nts_response_open", "aead17-rate", &out);
+        }
+    }
+    let mut nak = Vec::new();
+    nts_nak(&client, &UID, &system(), now(), now(), &mut nak);
+    write("nts_response_open", "nts-nak", &nak);
+}
