@@ -115,6 +115,26 @@ fn round_trip_refills_the_jar() {
     }
 }
 
+/// AEAD 30: 12-byte nonces both ways (which meet its padding rule), 72-byte cookies.
+#[cfg(feature = "gcm-siv")]
+#[test]
+fn round_trip_gcm_siv() {
+    let mut r = rng();
+    let server = key_set(&mut r);
+    let (mut jar, header, sealed) = request(&server, AeadAlgorithm::Aes128GcmSiv, 1, &mut r);
+    assert_eq!(sealed.bytes.len(), 48 + 36 + 8 * 76 + 36);
+    let opened = open_request(&sealed.bytes, &server).unwrap();
+    assert_eq!(opened.cookies_wanted, 8);
+    let reply = respond(&server, &opened, &mut r);
+    assert_eq!(reply.len(), sealed.bytes.len());
+    let parts = PacketView::new(&reply).unwrap();
+    let parts = parts.nts_protected_parts().unwrap().unwrap();
+    assert_eq!(parts.authenticator.nonce.len(), 12);
+    let mut response =
+        open_response(&reply, &sealed.uid, header.transmit_timestamp, jar.keys()).unwrap();
+    assert_eq!(response.store_cookies(&mut jar), 8);
+}
+
 #[test]
 fn sizes_match_the_protocol_digest() {
     let mut r = rng();
