@@ -14,9 +14,13 @@ step() { printf '\n==> %s\n' "$*"; }
 # --- what the tests need --------------------------------------------------
 # Real peers for the interop tests: chronyd (started by the tests themselves
 # on loopback ports with -x, their own config and pid file) and ntpdig.
+# Network namespaces (ip) and setpriv, which starts every peer without
+# CAP_SYS_TIME so that none can touch the clock whatever it tries.
 missing=()
 command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || missing+=(chrony)
 command -v ntpdig >/dev/null 2>&1 || missing+=(ntpsec-ntpdig)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 if [ "${#missing[@]}" -gt 0 ]; then
     step "installing ${missing[*]}"
     SUDO=""
@@ -33,6 +37,26 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$LOG/apt.log" 2>&1 \
         || { cat "$LOG/apt.log"; exit 1; }
     [ -z "$made_policy" ] || $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+# NTPsec's ntpd conflicts with chrony's package, so it is unpacked, not
+# installed, into a cache the interop tests know (NTP_SUITE_PEERS).
+export NTP_SUITE_PEERS="${NTP_SUITE_PEERS:-$HOME/.cache/ntp-suite/peers}"
+if [ ! -x "$NTP_SUITE_PEERS/ntpsec/usr/sbin/ntpd" ]; then
+    step "unpacking NTPsec's ntpd into $NTP_SUITE_PEERS/ntpsec"
+    work="$(mktemp -d)"
+    (cd "$work" && apt-get download ntpsec >/dev/null)
+    mkdir -p "$NTP_SUITE_PEERS"
+    dpkg -x "$work"/ntpsec_*.deb "$NTP_SUITE_PEERS/ntpsec"
+    rm -rf "$work"
+fi
+if ldd "$NTP_SUITE_PEERS/ntpsec/usr/sbin/ntpd" | grep -q "not found"; then
+    # Its shared libraries, which do not conflict with chrony.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libbsd0 libcap2 libssl3 >/dev/null
+fi
+# ntpd-rs, built from crates.io once and kept in the same cache.
+if [ ! -x "$NTP_SUITE_PEERS/ntpd-rs/bin/ntp-daemon" ]; then
+    step "building ntpd-rs (cargo install ntpd) into $NTP_SUITE_PEERS/ntpd-rs"
+    cargo install ntpd --locked --quiet --root "$NTP_SUITE_PEERS/ntpd-rs"
 fi
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "error: the nightly toolchain is needed for cargo fuzz and is not installed" >&2

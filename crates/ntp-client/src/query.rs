@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::Args;
 use ntp_io::{Measurement, QueryClient, QueryOptions};
+use nts_cookie::AeadAlgorithm;
 use serde::Serialize;
 
 use crate::{EXIT_BAD_INPUT, EXIT_FAILED};
@@ -44,9 +45,21 @@ pub struct QueryArgs {
     /// Extra attempts after a timeout.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub retries: u32,
+    /// AEAD algorithms to offer in NTS-KE, most preferred first: 15
+    /// (AES-SIV-CMAC-256), 17 (AES-SIV-CMAC-512).
+    #[arg(long, value_name = "ID,...", value_delimiter = ',', value_parser = aead_id, requires = "nts")]
+    pub aead: Vec<AeadAlgorithm>,
     /// Print one JSON object per sample.
     #[arg(long)]
     pub json: bool,
+}
+
+fn aead_id(text: &str) -> Result<AeadAlgorithm, String> {
+    text.trim()
+        .parse::<u16>()
+        .ok()
+        .and_then(AeadAlgorithm::from_id)
+        .ok_or_else(|| format!("{text:?} is not a supported AEAD id (15 or 17)"))
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {
@@ -134,6 +147,7 @@ async fn samples(args: &QueryArgs) -> Result<(), ntp_io::QueryError> {
         ca_file: args.ca.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
         retries: args.retries,
+        aead: args.aead.clone(),
     };
     let mut client = QueryClient::connect(&args.host, options).await?;
     for i in 0..args.count {

@@ -242,3 +242,25 @@ fn closed_ke_port_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn no_common_aead_with_chronyd_is_reported() {
+    // chrony implements AEAD 15 (and 30), not 17.
+    let chrony = Chronyd::start();
+    let ca = chrony.pki.ca.to_str().unwrap();
+    let ke_port = chrony.ke_port.to_string();
+    let out = ntp_client(&[
+        "query",
+        "--nts",
+        "--aead",
+        "17",
+        "--ca",
+        ca,
+        "--ke-port",
+        &ke_port,
+        "127.0.0.1",
+    ]);
+    let err = failure(&out);
+    assert!(err.contains("NTS-KE with 127.0.0.1"), "{err}");
+    assert!(err.to_lowercase().contains("aead"), "{err}");
+}

@@ -55,6 +55,9 @@ pub struct QueryOptions {
     pub timeout: Duration,
     /// Extra attempts after a timeout.
     pub retries: u32,
+    /// AEAD algorithms to offer in NTS-KE, most preferred first; empty means
+    /// the default (AES-SIV-CMAC-256, then -512).
+    pub aead: Vec<AeadAlgorithm>,
 }
 
 impl Default for QueryOptions {
@@ -66,6 +69,7 @@ impl Default for QueryOptions {
             ca_file: None,
             timeout: Duration::from_secs(2),
             retries: 2,
+            aead: Vec::new(),
         }
     }
 }
@@ -486,9 +490,17 @@ fn ke_options(options: &QueryOptions) -> Result<KeOptions, QueryError> {
         None => nts_ke::tls::client_config_native_roots()
             .map_err(|e| QueryError::Trust(e.to_string()))?,
     };
+    let mut negotiation = nts_ke::ClientConfig::default();
+    if !options.aead.is_empty() {
+        negotiation.aead_algorithms = options
+            .aead
+            .iter()
+            .map(|a| nts_ke::AeadId(a.id()))
+            .collect();
+    }
     Ok(KeOptions {
         tls: Arc::new(tls),
-        negotiation: Arc::new(nts_ke::ClientConfig::default()),
+        negotiation: Arc::new(negotiation),
         timeout: options.timeout,
     })
 }

@@ -101,7 +101,7 @@ impl Chronyd {
         let conf_path = dir.path().join("chrony.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let log = std::fs::File::create(dir.path().join("chronyd.log")).unwrap();
-        let mut cmd = Command::new(chronyd_binary());
+        let mut cmd = without_clock_privilege(None, &chronyd_binary());
         cmd.arg("-x").arg("-d").arg("-f").arg(&conf_path);
         // As root chronyd would switch to its own user, which cannot read the
         // test's key files; keep it as root (it still never touches the clock).
@@ -150,6 +150,113 @@ impl Drop for Chronyd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A command for `program` (optionally inside network namespace `netns`)
+/// that cannot change the system clock whatever it tries: as root, it runs
+/// under `setpriv` with `CAP_SYS_TIME` removed from the bounding set, so
+/// every clock adjustment fails with EPERM (NTPsec, for one, calls
+/// `ntp_adjtime` even when told not to discipline the clock).
+pub fn without_clock_privilege(netns: Option<&str>, program: &Path) -> Command {
+    let mut cmd;
+    if let Some(ns) = netns {
+        cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]);
+    } else if nix_is_root() {
+        cmd = Command::new("setpriv");
+    } else {
+        return Command::new(program);
+    }
+    if netns.is_some() {
+        cmd.arg("setpriv");
+    }
+    cmd.args(["--bounding-set", "-sys_time", "--"]).arg(program);
+    cmd
+}
+
+/// Two network namespaces of this test joined by a veth pair: `upstream`
+/// (address `.1`) and `host` (address `.2`) on a /30 picked per process.
+/// Deleted when dropped; the test's processes in them must be stopped first
+/// (declare them after this guard so they drop before it).
+pub struct NetnsPair {
+    pub host: String,
+    pub upstream: String,
+    pub host_addr: String,
+    pub upstream_addr: String,
+}
+
+impl NetnsPair {
+    pub fn create(tag: &str) -> Self {
+        assert!(
+            nix_is_root(),
+            "network namespaces need root; CI runs as root (scripts/test-all.sh)"
+        );
+        let id = std::process::id();
+        let host = format!("ntpt-{tag}-{id}");
+        let upstream = format!("ntpt-{tag}-up-{id}");
+        // 10.213.x.y/30 chosen by pid: private, inside our own namespaces only.
+        let block = (id % 16_000) * 4;
+        let (a, b) = (block / 256, block % 256);
+        let upstream_addr = format!("10.213.{a}.{}", b + 1);
+        let host_addr = format!("10.213.{a}.{}", b + 2);
+        let (veth_h, veth_u) = (format!("vh{}", id % 100_000), format!("vu{}", id % 100_000));
+        let run = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["netns", "add", &host]);
+        run(&["netns", "add", &upstream]);
+        run(&[
+            "link", "add", &veth_h, "netns", &host, "type", "veth", "peer", "name", &veth_u,
+            "netns", &upstream,
+        ]);
+        for (ns, dev, addr) in [
+            (&host, &veth_h, &host_addr),
+            (&upstream, &veth_u, &upstream_addr),
+        ] {
+            run(&["-n", ns, "link", "set", "lo", "up"]);
+            run(&["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev]);
+            run(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        Self {
+            host,
+            upstream,
+            host_addr,
+            upstream_addr,
+        }
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        for ns in [&self.host, &self.upstream] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A child process stopped (by its own PID) when dropped.
+pub struct Guarded(pub Child);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Where scripts/test-all.sh puts peers that Debian does not install
+/// system-wide (NTPsec's ntpd unpacked, ntpd-rs built).
+pub fn peers_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NTP_SUITE_PEERS") {
+        return dir.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    Path::new(&home).join(".cache/ntp-suite/peers")
 }
 
 fn nix_is_root() -> bool {
