@@ -27,7 +27,9 @@ fn key_set() -> &'static KeySet {
 }
 
 fn check_reseal(set: &KeySet, cookie: &[u8], keys: &CookieKeys) {
-    let nonce: [u8; 16] = cookie[6..22].try_into().expect("opened cookies have a nonce");
+    let nonce: [u8; 16] = cookie[6..22]
+        .try_into()
+        .expect("opened cookies have a nonce");
     // Only cookies under the current key re-seal to the same bytes.
     if cookie[..4] == set.current_key_id().to_be_bytes() {
         let again = set.dangerous_seal_cookie_with_nonce(keys, &nonce);

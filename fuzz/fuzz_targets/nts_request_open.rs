@@ -85,7 +85,12 @@ fuzz_target!(|data: &[u8]| {
             let mut reply = Vec::new();
             seal_response(&header, &opened, set, &mut rng, &mut reply)
                 .expect("an accepted request can be answered");
-            assert!(reply.len() <= data.len(), "{} > {}", reply.len(), data.len());
+            assert!(
+                reply.len() <= data.len(),
+                "{} > {}",
+                reply.len(),
+                data.len()
+            );
             let response = open_response(
                 &reply,
                 opened.uid,
@@ -95,7 +100,10 @@ fuzz_target!(|data: &[u8]| {
             .expect("the client accepts the response");
             assert!(response.cookies.len() <= opened.cookies_wanted);
             for cookie in &response.cookies {
-                assert_eq!(set.open_cookie(cookie).expect("fresh cookie opens"), opened.keys);
+                assert_eq!(
+                    set.open_cookie(cookie).expect("fresh cookie opens"),
+                    opened.keys
+                );
             }
         }
         Err(RequestError::Nak { header, uid, .. }) => {

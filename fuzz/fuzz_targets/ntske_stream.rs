@@ -37,7 +37,10 @@ fn check_round_trip(record: &Record) {
     let bytes = record.to_vec().expect("a parsed record re-encodes");
     assert_eq!(bytes.len(), record.encoded_len());
     match Record::parse(&bytes) {
-        Ok(Parsed::Complete { record: again, consumed }) => {
+        Ok(Parsed::Complete {
+            record: again,
+            consumed,
+        }) => {
             assert_eq!(&again, record);
             assert_eq!(consumed, bytes.len());
         }
