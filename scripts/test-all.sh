@@ -81,6 +81,7 @@ cargo test --workspace --all-features 2>&1 | tee "$LOG/test.log"
 step "examples"
 cargo build --quiet -p ntp-examples --examples
 cargo run --quiet -p ntp-examples --example decode_packet
+cargo run --quiet -p ntp-examples --example nts_loopback
 port=$((20000 + RANDOM % 20000))
 target/debug/examples/tiny_server "127.0.0.1:$port" --count 1 --seconds 10 &
 server_pid=$!
