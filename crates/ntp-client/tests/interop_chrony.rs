@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
+
 use support::{Chronyd, Pki, UdpProxy, failure, json_lines, ntp_client};
 
 /// Both clocks are this machine's: the offset must be near zero.
@@ -42,25 +44,11 @@ fn plain_query_gets_time_from_chronyd() {
 #[test]
 fn nts_query_gets_authenticated_time_from_chronyd() {
     let chrony = Chronyd::start();
-    let ca = chrony.pki.ca.to_str().unwrap();
-    let ke_port = chrony.ke_port.to_string();
     // No --port: the NTP port comes from chrony's NTS-KE Port record.
-    let out = ntp_client(&[
-        "query",
-        "--nts",
-        "--ca",
-        ca,
-        "--ke-port",
-        &ke_port,
-        "--count",
-        "3",
-        "--interval",
-        "0.2",
-        "--timeout",
-        "2",
-        "--json",
+    let out = chrony.nts_query(
+        &["--count", "3", "--interval", "0.2", "--json"],
         "127.0.0.1",
-    ]);
+    );
     let samples = json_lines(&out);
     assert_eq!(samples.len(), 3);
     for s in &samples {
@@ -74,22 +62,14 @@ fn nts_query_gets_authenticated_time_from_chronyd() {
             "{s}"
         );
     }
-    // And the human output names the AEAD.
-    let out = ntp_client(&[
-        "query",
-        "--nts",
-        "--ca",
-        ca,
-        "--ke-port",
-        &ke_port,
-        "localhost",
-    ]);
-    let text = String::from_utf8(out.stdout).unwrap();
+    // By host name too, and the human output names the AEAD.
+    let out = chrony.nts_query(&[], "localhost");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("NTS AEAD_AES_SIV_CMAC_256 (15)"), "{text}");
 }
 
@@ -117,23 +97,10 @@ fn certificate_from_another_ca_is_refused() {
 #[test]
 fn tampered_nts_reply_is_rejected() {
     let chrony = Chronyd::start();
-    let ca = chrony.pki.ca.to_str().unwrap();
-    let ke_port = chrony.ke_port.to_string();
 
     // Control: through an honest proxy the query succeeds.
     let honest = UdpProxy::passthrough(chrony.ntp_addr());
-    let port = honest.addr.port().to_string();
-    let out = ntp_client(&[
-        "query",
-        "--nts",
-        "--ca",
-        ca,
-        "--ke-port",
-        &ke_port,
-        "--port",
-        &port,
-        "127.0.0.1",
-    ]);
+    let out = chrony.nts_query(&["--port", &honest.addr.port().to_string()], "127.0.0.1");
     assert!(
         out.status.success(),
         "{}",
@@ -142,32 +109,21 @@ fn tampered_nts_reply_is_rejected() {
     drop(honest);
 
     // One bit flipped in the encrypted part of every reply.
-    let flip_last = Box::new(|d: &mut Vec<u8>| {
+    let flip = Box::new(|d: &mut Vec<u8>| {
         let i = d.len() - 8;
         d[i] ^= 0x01;
     });
-    let proxy = UdpProxy::start(chrony.ntp_addr(), Box::new(|_| {}), flip_last);
+    let proxy = UdpProxy::start(chrony.ntp_addr(), Box::new(|_| {}), flip);
     let port = proxy.addr.port().to_string();
-    let out = ntp_client(&[
-        "query",
-        "--nts",
-        "--ca",
-        ca,
-        "--ke-port",
-        &ke_port,
-        "--port",
-        &port,
-        "--timeout",
-        "0.5",
-        "--retries",
-        "1",
+    let out = chrony.nts_query(
+        &["--port", &port, "--timeout", "0.5", "--retries", "1"],
         "127.0.0.1",
-    ]);
+    );
     let err = failure(&out);
     assert!(err.contains("no valid reply"), "{err}");
     assert!(err.contains("authentication"), "{err}");
     // chrony did answer both attempts; we refused what arrived.
-    assert_eq!(proxy.replies.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(proxy.replies.load(Ordering::Relaxed), 2);
 
     // A header field changed (the stratum) is covered by the authenticator too.
     let proxy = UdpProxy::start(
@@ -176,47 +132,32 @@ fn tampered_nts_reply_is_rejected() {
         Box::new(|d: &mut Vec<u8>| d[1] = 2),
     );
     let port = proxy.addr.port().to_string();
-    let out = ntp_client(&[
-        "query",
-        "--nts",
-        "--ca",
-        ca,
-        "--ke-port",
-        &ke_port,
-        "--port",
-        &port,
-        "--timeout",
-        "0.5",
-        "--retries",
-        "0",
+    let out = chrony.nts_query(
+        &["--port", &port, "--timeout", "0.5", "--retries", "0"],
         "127.0.0.1",
-    ]);
+    );
     assert!(failure(&out).contains("authentication"));
 }
 
 #[test]
 fn damaged_cookie_gets_an_nts_nak_from_chronyd() {
     let chrony = Chronyd::start();
-    let ca = chrony.pki.ca.to_str().unwrap();
-    let ke_port = chrony.ke_port.to_string();
     // The cookie field starts at byte 84 (after the 48-byte header and the
     // 36-byte UID field); damage a byte inside the cookie body.
     let damage_cookie = Box::new(|d: &mut Vec<u8>| d[100] ^= 0xff);
     let proxy = UdpProxy::start(chrony.ntp_addr(), damage_cookie, Box::new(|_| {}));
-    let port = proxy.addr.port().to_string();
-    let out = ntp_client(&[
-        "query",
-        "--nts",
-        "--ca",
-        ca,
-        "--ke-port",
-        &ke_port,
-        "--port",
-        &port,
-        "127.0.0.1",
-    ]);
+    let out = chrony.nts_query(&["--port", &proxy.addr.port().to_string()], "127.0.0.1");
     let err = failure(&out);
     assert!(err.contains("NTS NAK"), "{err}");
+}
+
+#[test]
+fn no_common_aead_with_chronyd_is_reported() {
+    // chrony implements AEAD 15 (and 30), not 17.
+    let chrony = Chronyd::start();
+    let err = failure(&chrony.nts_query(&["--aead", "17"], "127.0.0.1"));
+    assert!(err.contains("NTS-KE with 127.0.0.1"), "{err}");
+    assert!(err.to_lowercase().contains("aead"), "{err}");
 }
 
 #[test]
@@ -241,26 +182,4 @@ fn closed_ke_port_is_reported() {
         err.contains("cannot connect to NTS-KE server 127.0.0.1"),
         "{err}"
     );
-}
-
-#[test]
-fn no_common_aead_with_chronyd_is_reported() {
-    // chrony implements AEAD 15 (and 30), not 17.
-    let chrony = Chronyd::start();
-    let ca = chrony.pki.ca.to_str().unwrap();
-    let ke_port = chrony.ke_port.to_string();
-    let out = ntp_client(&[
-        "query",
-        "--nts",
-        "--aead",
-        "17",
-        "--ca",
-        ca,
-        "--ke-port",
-        &ke_port,
-        "127.0.0.1",
-    ]);
-    let err = failure(&out);
-    assert!(err.contains("NTS-KE with 127.0.0.1"), "{err}");
-    assert!(err.to_lowercase().contains("aead"), "{err}");
 }

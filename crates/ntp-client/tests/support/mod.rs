@@ -143,6 +143,17 @@ impl Chronyd {
     pub fn ntp_addr(&self) -> SocketAddr {
         ([127, 0, 0, 1], self.ntp_port).into()
     }
+
+    /// `ntp-client query --nts --ca <test CA> --ke-port <this chronyd's>`,
+    /// then `extra`, then `host`.
+    pub fn nts_query(&self, extra: &[&str], host: &str) -> Output {
+        let ca = self.pki.ca.to_str().unwrap();
+        let ke_port = self.ke_port.to_string();
+        let mut args = vec!["query", "--nts", "--ca", ca, "--ke-port", &ke_port];
+        args.extend_from_slice(extra);
+        args.push(host);
+        ntp_client(&args)
+    }
 }
 
 impl Drop for Chronyd {
