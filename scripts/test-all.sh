@@ -71,6 +71,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all --check
 (cd fuzz && cargo fmt --check)
+step "ntp-proto builds without std (no_std) and with alloc only"
+cargo build --quiet -p ntp-proto --no-default-features
+cargo build --quiet -p ntp-proto --no-default-features --features alloc
 step "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
