@@ -1,0 +1,1 @@
+//! The request handler: filled in by its own change.
