@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use support::{Chronyd, Pki, UdpProxy, failure, json_lines, ntp_client};
+use support::{Chronyd, Pki, UdpProxy, failure, json_lines, ntp_client, nts_query};
 
 /// Both clocks are this machine's: the offset must be near zero.
 const SAME_MACHINE_OFFSET: f64 = 0.001;
@@ -45,7 +45,8 @@ fn plain_query_gets_time_from_chronyd() {
 fn nts_query_gets_authenticated_time_from_chronyd() {
     let chrony = Chronyd::start();
     // No --port: the NTP port comes from chrony's NTS-KE Port record.
-    let out = chrony.nts_query(
+    let out = nts_query(
+        &chrony,
         &["--count", "3", "--interval", "0.2", "--json"],
         "127.0.0.1",
     );
@@ -63,7 +64,7 @@ fn nts_query_gets_authenticated_time_from_chronyd() {
         );
     }
     // By host name too, and the human output names the AEAD.
-    let out = chrony.nts_query(&[], "localhost");
+    let out = nts_query(&chrony, &[], "localhost");
     assert!(
         out.status.success(),
         "{}",
@@ -100,7 +101,11 @@ fn tampered_nts_reply_is_rejected() {
 
     // Control: through an honest proxy the query succeeds.
     let honest = UdpProxy::passthrough(chrony.ntp_addr());
-    let out = chrony.nts_query(&["--port", &honest.addr.port().to_string()], "127.0.0.1");
+    let out = nts_query(
+        &chrony,
+        &["--port", &honest.addr.port().to_string()],
+        "127.0.0.1",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -115,7 +120,8 @@ fn tampered_nts_reply_is_rejected() {
     });
     let proxy = UdpProxy::start(chrony.ntp_addr(), Box::new(|_| {}), flip);
     let port = proxy.addr.port().to_string();
-    let out = chrony.nts_query(
+    let out = nts_query(
+        &chrony,
         &["--port", &port, "--timeout", "0.5", "--retries", "1"],
         "127.0.0.1",
     );
@@ -132,7 +138,8 @@ fn tampered_nts_reply_is_rejected() {
         Box::new(|d: &mut Vec<u8>| d[1] = 2),
     );
     let port = proxy.addr.port().to_string();
-    let out = chrony.nts_query(
+    let out = nts_query(
+        &chrony,
         &["--port", &port, "--timeout", "0.5", "--retries", "0"],
         "127.0.0.1",
     );
@@ -146,7 +153,11 @@ fn damaged_cookie_gets_an_nts_nak_from_chronyd() {
     // 36-byte UID field); damage a byte inside the cookie body.
     let damage_cookie = Box::new(|d: &mut Vec<u8>| d[100] ^= 0xff);
     let proxy = UdpProxy::start(chrony.ntp_addr(), damage_cookie, Box::new(|_| {}));
-    let out = chrony.nts_query(&["--port", &proxy.addr.port().to_string()], "127.0.0.1");
+    let out = nts_query(
+        &chrony,
+        &["--port", &proxy.addr.port().to_string()],
+        "127.0.0.1",
+    );
     let err = failure(&out);
     assert!(err.contains("NTS NAK"), "{err}");
 }
@@ -155,7 +166,7 @@ fn damaged_cookie_gets_an_nts_nak_from_chronyd() {
 fn no_common_aead_with_chronyd_is_reported() {
     // chrony implements AEAD 15 (and 30), not 17.
     let chrony = Chronyd::start();
-    let err = failure(&chrony.nts_query(&["--aead", "17"], "127.0.0.1"));
+    let err = failure(&nts_query(&chrony, &["--aead", "17"], "127.0.0.1"));
     assert!(err.contains("NTS-KE with 127.0.0.1"), "{err}");
     assert!(err.to_lowercase().contains("aead"), "{err}");
 }

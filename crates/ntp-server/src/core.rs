@@ -1,1 +1,0 @@
-//! The request handler: filled in by its own change.
