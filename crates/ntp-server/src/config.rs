@@ -1,1 +1,0 @@
-//! Configuration: filled in by its own change.
