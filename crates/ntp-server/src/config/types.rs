@@ -56,7 +56,8 @@ pub struct ServerConfig {
     /// `accept-ntp-versions` (default `[3, 4]`): the NTP versions answered; only 3 and 4
     /// (a 5 is dropped with a warning).
     pub accept_ntp_versions: Vec<u8>,
-    /// `workers` (ours, default: one per CPU): UDP worker threads for this listener.
+    /// `workers` (ours, 1 to 4096, default: one per CPU): UDP worker threads for this
+    /// listener.
     pub workers: Option<NonZeroUsize>,
 }
 
