@@ -852,3 +852,46 @@ proptest! {
         check_never_amplifies(&bytes, from, now);
     }
 }
+
+// ---------------------------------------------------------------- fuzz seeds
+
+/// Writes the seed corpus of the `server_handle` fuzz target: a plain request
+/// delivered twice (answered, then kissed), an NTS request, and an NTS request
+/// from a denied network with the DENY action. The key set is the target's fixed
+/// fleet set. Run with `cargo test -p ntp-server --test core -- --ignored
+/// write_fuzz_seeds`.
+#[test]
+#[ignore = "writes files into fuzz/corpus"]
+fn write_fuzz_seeds() {
+    const SECRET: [u8; 32] = *b"fuzzing fleet secret, 32 bytes!!";
+    let config = KeySetConfig {
+        rotation_period_s: 3600,
+        old_keys_kept: 2,
+    };
+    let fleet = KeySet::fleet(config, &SECRET, 1_700_000_000).unwrap();
+    let mut r = StdRng::seed_from_u64(0xf022);
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/server_handle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let nts = |r: &mut StdRng| {
+        let keys = CookieKeys::generate(AeadAlgorithm::AesSivCmac256, r);
+        let cookie = fleet.seal_cookie(&keys, r);
+        let mut jar = CookieJar::with_cookies(keys, [cookie]).unwrap();
+        let header = Header::client_request_random(6, r);
+        seal_request(&header, &mut jar, 1280, r).unwrap().bytes
+    };
+    let seeds: [(&str, [u8; 3], Vec<u8>); 3] = [
+        (
+            "seed-plain-twice",
+            [0, 1, 50],
+            plain_request(4, 0x5eed).to_vec(),
+        ),
+        ("seed-nts", [0, 0, 0], nts(&mut r)),
+        ("seed-nts-denied", [3, 2, 0], nts(&mut r)),
+    ];
+    for (name, prefix, packet) in seeds {
+        let mut bytes = prefix.to_vec();
+        bytes.extend_from_slice(&packet);
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
