@@ -1,14 +1,78 @@
-//! `ntp-server`: an NTP and NTS server.
+//! `ntp-server`: an NTP and NTS server for public NTS services and internal
+//! time appliances.
 //!
-//! - [`core`]: the sans-IO request handler (access control, rate limiting,
-//!   plain and NTS answers, counters). Bytes and time in, bytes out.
-//! - [`config`]: the TOML configuration (ntpd-rs compatible) and its checks.
+//! # Design overview
+//!
+//! - [`core`]: the sans-IO request handler — access control, rate limiting,
+//!   plain and NTS answers, Kiss-o'-Death, counters. Bytes and time in, bytes
+//!   out; stateless per request apart from the bounded rate-limit table.
+//! - [`udp`]: one blocking worker thread per core, each with its own
+//!   `SO_REUSEPORT` socket, `recvmmsg`/`sendmmsg` batches and kernel receive
+//!   timestamps; no allocation per packet.
+//! - [`ke`]: the NTS-KE listener on tokio + rustls, with limits on concurrent
+//!   exchanges, exchange time and request size; certificates reload on SIGHUP.
+//! - [`keys`]: cookie master keys — random and persisted (0600), or derived
+//!   from a fleet secret — rotated on a timer.
+//! - [`system`]: what the server says about its clock (local-reference mode).
+//! - [`http`]: the Prometheus endpoint.
+//! - [`config`]: the TOML configuration, compatible with ntpd-rs server
+//!   configs, with errors that name the key and the line.
+//! - [`run`]: ties the above together with signal handling.
+//!
+//! `main.rs` only calls [`main_with_args`].
 
 pub mod config;
 pub mod core;
+pub mod http;
+pub mod ke;
+pub mod keys;
+pub mod run;
+pub mod system;
+pub mod udp;
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ntp_proto::ReferenceId;
+use zeroize::Zeroizing;
+
+use crate::config::{
+    Config, FilterAction, KeySource as ConfigKeySource, Loaded, RateLimitAction as ConfigRateAction,
+};
+use crate::core::{CoreConfig, DenyAction, IpNet, RateLimitAction, RateLimitConfig, ServerCore};
+use crate::ke::{KeSettings, TlsReloader};
+use crate::keys::{KeySource, KeyStore};
+use crate::run::{KeListener, NtpListener, Settings};
+use crate::system::SystemState;
+
+/// Default configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/ntp-server/ntp-server.toml";
+
+/// An NTP and NTS server.
+#[derive(Debug, Parser)]
+#[command(name = "ntp-server", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML; ntpd-rs server configs work unchanged).
+    #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// What to do; serving is the default.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a configuration file: errors name the key and the line.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
 
 /// Parses `args` and runs the command; returns the process exit status.
 pub fn main_with_args<I, T>(args: I) -> ExitCode
@@ -16,6 +80,196 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let _ = args.into_iter().count();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        None => match serve(&cli.config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// `check-config`: prints warnings and errors, exit 0 when usable.
+fn check_config(file: &Path) -> ExitCode {
+    let loaded = match config::load(file) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let file_errors = loaded.config.validate_files();
+    for e in &file_errors {
+        eprintln!("error: {e}");
+    }
+    if !file_errors.is_empty() {
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "{}: OK ({} warning(s))",
+        file.display(),
+        loaded.warnings.len()
+    );
     ExitCode::SUCCESS
+}
+
+fn serve(path: &Path) -> anyhow::Result<()> {
+    let Loaded { config, warnings } = config::load(path)?;
+    init_logging(&config);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(e) = config.validate_files().into_iter().next() {
+        return Err(e.into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ntp-server-async")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let running = run::start(settings_from_config(&config)?).await?;
+        running.wait().await
+    })
+}
+
+/// Resolves a loaded configuration into what [`run::start`] needs: reads the
+/// certificates and keys, builds one request core per `[[server]]`.
+///
+/// # Errors
+/// Unreadable certificates or key files, an unusable fleet secret, or a
+/// policy the core cannot express.
+pub fn settings_from_config(config: &Config) -> anyhow::Result<Settings> {
+    let system = Arc::new(SystemState::local(
+        config.synchronization.local_stratum,
+        ReferenceId::from_bytes(config.synchronization.reference_id),
+        config.server_clock.precision,
+    ));
+    let source = match config.keyset.source() {
+        ConfigKeySource::Random => KeySource::Random { path: None },
+        ConfigKeySource::Stored(path) => KeySource::Random {
+            path: Some(path.to_path_buf()),
+        },
+        ConfigKeySource::Fleet(_) => {
+            let file = config
+                .keyset
+                .fleet_secret_path
+                .as_ref()
+                .context("fleet mode without a secret path")?;
+            KeySource::Fleet {
+                secret: Zeroizing::new(config::read_fleet_secret(file)?),
+            }
+        }
+    };
+    let keys = Arc::new(
+        KeyStore::open(source, config.keyset.key_set_config()).context("NTS cookie keys")?,
+    );
+
+    let mut ntp = Vec::new();
+    for s in &config.servers {
+        let nets = |list: &Option<config::FilterList>| -> anyhow::Result<Vec<IpNet>> {
+            list.iter()
+                .flat_map(|l| l.filter.iter())
+                .map(|subnet| {
+                    subnet
+                        .to_string()
+                        .parse::<IpNet>()
+                        .map_err(anyhow::Error::from)
+                })
+                .collect()
+        };
+        let action = |a: FilterAction| match a {
+            FilterAction::Ignore => DenyAction::Ignore,
+            FilterAction::Deny => DenyAction::Deny,
+        };
+        let deny_action = match (&s.denylist, &s.allowlist) {
+            (Some(d), Some(a)) if d.action != a.action => {
+                tracing::warn!(
+                    "line {}: allowlist and denylist actions differ; refused clients all get the denylist's",
+                    s.line
+                );
+                action(d.action)
+            }
+            (Some(d), _) => action(d.action),
+            (None, Some(a)) => action(a.action),
+            (None, None) => DenyAction::Ignore,
+        };
+        let rate_limit = (s.rate_limiting_cache_size > 0).then(|| RateLimitConfig {
+            capacity: s.rate_limiting_cache_size,
+            cutoff_ms: u64::try_from(s.rate_limiting_cutoff.as_millis()).unwrap_or(u64::MAX),
+            action: match s.rate_limit_action {
+                ConfigRateAction::Kod => RateLimitAction::Kod,
+                ConfigRateAction::Drop => RateLimitAction::Drop,
+            },
+        });
+        let core = CoreConfig {
+            allow: nets(&s.allowlist)?,
+            deny: nets(&s.denylist)?,
+            deny_action,
+            rate_limit,
+            require_nts: s.require_nts.is_some(),
+        };
+        ntp.push(NtpListener {
+            listen: s.listen,
+            workers: s.worker_count().get(),
+            core: Arc::new(ServerCore::new(core, rand::random())),
+        });
+    }
+
+    let mut ke = Vec::new();
+    for k in &config.nts_ke_servers {
+        let tls = TlsReloader::load(&k.certificate_chain_path.path, &k.private_key_path.path)
+            .with_context(|| {
+                format!(
+                    "certificate {} / key {}",
+                    k.certificate_chain_path.path.display(),
+                    k.private_key_path.path.display()
+                )
+            })?;
+        ke.push(KeListener {
+            settings: KeSettings {
+                listen: k.listen,
+                timeout: k.key_exchange_timeout,
+                max_connections: k.concurrent_connections,
+                max_request_bytes: k.max_request_bytes,
+                ntp_server: k.ntp_server.clone(),
+                ntp_port: k.ntp_port,
+            },
+            tls: Arc::new(tls),
+        });
+    }
+
+    Ok(Settings {
+        ntp,
+        ke,
+        keys,
+        system,
+        metrics_listen: config.observability.metrics_exporter_listen,
+    })
+}
+
+fn init_logging(config: &Config) {
+    let default = config
+        .observability
+        .log_level
+        .map_or_else(|| "info".to_string(), |l| l.to_string().to_lowercase());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NTP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -1,0 +1,180 @@
+//! Starts the real `ntp-server` binary for a test: a config written to a
+//! temporary directory, free loopback ports, a test CA, stopped by PID when
+//! dropped. Clients are `ntp-io` (our own) or real programs.
+
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses a part of this
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use ntp_test_support::*;
+
+/// A running `ntp-server`.
+pub struct Server {
+    child: Child,
+    pub ntp_port: u16,
+    pub ke_port: u16,
+    pub metrics_port: u16,
+    pub pki: Pki,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+/// Extra TOML for the `[[server]]` and `[[nts-ke-server]]` tables.
+#[derive(Default, Clone)]
+pub struct Extra {
+    pub server: String,
+    pub ke: String,
+    pub top: String,
+}
+
+impl Server {
+    pub fn start(extra: Extra) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::create(dir.path(), "server");
+        let (ntp_port, ke_port, metrics_port) = (free_port(), free_port(), free_port());
+        let config = dir.path().join("ntp-server.toml");
+        let text = format!(
+            "{top}\n[synchronization]\nlocal-stratum = 1\n\n\
+             [[server]]\nlisten = \"127.0.0.1:{ntp_port}\"\nworkers = 2\n{server}\n\n\
+             [[nts-ke-server]]\nlisten = \"127.0.0.1:{ke_port}\"\n\
+             certificate-chain-path = \"{cert}\"\nprivate-key-path = \"{key}\"\nntp-port = {ntp_port}\n{ke}\n\n\
+             [keyset]\nkey-storage-path = \"{d}/keys\"\n\n\
+             [observability]\nmetrics-exporter-listen = \"127.0.0.1:{metrics_port}\"\n",
+            top = extra.top,
+            server = extra.server,
+            ke = extra.ke,
+            cert = pki.cert.display(),
+            key = pki.key.display(),
+            d = dir.path().display(),
+        );
+        std::fs::write(&config, text).unwrap();
+        let child = Self::spawn(&config, dir.path());
+        let server = Self {
+            child,
+            ntp_port,
+            ke_port,
+            metrics_port,
+            pki,
+            dir,
+            config,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn spawn(config: &std::path::Path, dir: &std::path::Path) -> Child {
+        let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_ntp-server"))
+            .arg("--config")
+            .arg(config)
+            .env("NTP_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.ke_port)).is_err()
+            || TcpStream::connect(("127.0.0.1", self.metrics_port)).is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "ntp-server did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn ntp_addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.ntp_port).into()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The Prometheus text from /metrics.
+    pub fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    }
+
+    /// The value of one metric line (exact name with labels), 0 if absent.
+    pub fn metric(&self, name: &str) -> u64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
+    /// Query options for `ntp-io` against this server (NTS or plain).
+    pub fn options(&self, nts: bool) -> ntp_io::QueryOptions {
+        ntp_io::QueryOptions {
+            nts,
+            port: (!nts).then_some(self.ntp_port),
+            ke_port: self.ke_port,
+            ca_file: Some(self.pki.ca.clone()),
+            timeout: Duration::from_millis(800),
+            retries: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Resident memory of the server process in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking runtime for one async call.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// One plain query with std UDP: the raw reply (or `None` on timeout).
+pub fn raw_exchange(server: SocketAddr, request: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(timeout)).unwrap();
+    socket.send_to(request, server).unwrap();
+    let mut buf = [0u8; 2048];
+    socket.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+}
