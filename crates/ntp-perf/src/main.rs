@@ -1,0 +1,3 @@
+//! The `ntp-perf` command.
+
+fn main() {}
