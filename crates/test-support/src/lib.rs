@@ -29,6 +29,12 @@ pub struct Pki {
 impl Pki {
     /// Makes the CA and server certificate, files named after `name`.
     pub fn create(dir: &Path, name: &str) -> Self {
+        Self::create_for(dir, name, &[])
+    }
+
+    /// As [`Pki::create`], with extra IP addresses in the certificate (for
+    /// servers in a test network namespace).
+    pub fn create_for(dir: &Path, name: &str, extra_ips: &[std::net::IpAddr]) -> Self {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -40,6 +46,9 @@ impl Pki {
         params
             .subject_alt_names
             .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        for ip in extra_ips {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
         let cert = params.signed_by(&key, &ca).unwrap();
         let pki = Self {
             ca: dir.join(format!("{name}-ca.pem")),
