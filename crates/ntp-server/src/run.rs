@@ -163,9 +163,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let ke_metrics = ke_metrics.clone();
         let render: http::Render = Arc::new(move || {
             let mut out = String::new();
-            for core in &cores {
-                core.metrics().render_prometheus(&mut out);
-            }
+            let all: Vec<_> = cores.iter().map(|c| c.metrics()).collect();
+            crate::core::render_prometheus_sum(&all, &mut out);
             ke_metrics.render(&mut out);
             out
         });

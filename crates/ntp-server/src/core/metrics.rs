@@ -185,45 +185,49 @@ impl Metrics {
     /// Appending lets the caller add its own families (NTS-KE, sockets) to the
     /// same page. Every label value is always present, zero or not.
     pub fn render_prometheus(&self, out: &mut String) {
-        family(
-            out,
-            "ntp_server_requests_received_total",
-            "NTP requests received by the request handler.",
-        );
-        // Writing to a String cannot fail.
+        render_prometheus_sum(&[self], out);
+    }
+}
+
+/// Renders the sum of several handlers' counters as one page (a server with
+/// several `[[server]]` listeners has one handler each); the same families
+/// and labels as [`Metrics::render_prometheus`].
+pub fn render_prometheus_sum(all: &[&Metrics], out: &mut String) {
+    let received: u64 = all.iter().map(|m| m.received()).sum();
+    family(
+        out,
+        "ntp_server_requests_received_total",
+        "NTP requests received by the request handler.",
+    );
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "ntp_server_requests_received_total {received}");
+
+    family(
+        out,
+        "ntp_server_responses_total",
+        "NTP responses sent, by kind.",
+    );
+    for kind in ReplyKind::ALL {
+        let n: u64 = all.iter().map(|m| m.replies(kind)).sum();
         let _ = writeln!(
             out,
-            "ntp_server_requests_received_total {}",
-            self.received()
+            "ntp_server_responses_total{{kind=\"{}\"}} {n}",
+            kind.label()
         );
+    }
 
-        family(
+    family(
+        out,
+        "ntp_server_requests_dropped_total",
+        "NTP requests dropped without a response, by reason.",
+    );
+    for kind in DropKind::ALL {
+        let n: u64 = all.iter().map(|m| m.drops(kind)).sum();
+        let _ = writeln!(
             out,
-            "ntp_server_responses_total",
-            "NTP responses sent, by kind.",
+            "ntp_server_requests_dropped_total{{reason=\"{}\"}} {n}",
+            kind.label()
         );
-        for kind in ReplyKind::ALL {
-            let _ = writeln!(
-                out,
-                "ntp_server_responses_total{{kind=\"{}\"}} {}",
-                kind.label(),
-                self.replies(kind)
-            );
-        }
-
-        family(
-            out,
-            "ntp_server_requests_dropped_total",
-            "NTP requests dropped without a response, by reason.",
-        );
-        for kind in DropKind::ALL {
-            let _ = writeln!(
-                out,
-                "ntp_server_requests_dropped_total{{reason=\"{}\"}} {}",
-                kind.label(),
-                self.drops(kind)
-            );
-        }
     }
 }
 
@@ -244,6 +248,28 @@ mod tests {
         for (i, k) in DropKind::ALL.iter().enumerate() {
             assert_eq!(k.index(), i);
         }
+    }
+
+    #[test]
+    fn sums_several_handlers() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.count_received();
+        b.count_received();
+        b.count_received();
+        a.count_reply(ReplyKind::Plain);
+        b.count_reply(ReplyKind::Plain);
+        b.count_drop(DropKind::RateLimited);
+        let mut out = String::new();
+        render_prometheus_sum(&[&a, &b], &mut out);
+        for line in [
+            "ntp_server_requests_received_total 3",
+            "ntp_server_responses_total{kind=\"plain\"} 2",
+            "ntp_server_requests_dropped_total{reason=\"rate_limit\"} 1",
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
+        }
+        // One family header each, not one per handler.
+        assert_eq!(out.matches("# TYPE ntp_server_responses_total").count(), 1);
     }
 
     #[test]

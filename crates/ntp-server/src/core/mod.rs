@@ -104,7 +104,7 @@ use nts_cookie::packet::{
 use nts_cookie::rand_core::CryptoRng;
 
 pub use access::{AccessList, DenyAction, IpNet, IpNetParseError};
-pub use metrics::{DropKind, Metrics, ReplyKind};
+pub use metrics::{DropKind, Metrics, ReplyKind, render_prometheus_sum};
 pub use ratelimit::{MAX_SHARDS, RateLimitAction, RateLimitConfig, RateLimiter, WAYS};
 
 /// The handler's policy.
