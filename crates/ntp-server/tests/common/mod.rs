@@ -178,3 +178,116 @@ pub fn raw_exchange(server: SocketAddr, request: &[u8], timeout: Duration) -> Op
     let mut buf = [0u8; 2048];
     socket.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
 }
+
+// ---------------------------------------------------------------------------
+// NTS and NTS-KE helpers for tests that build their own requests.
+
+/// NTS-KE options trusting the CA in `ca` (PEM file).
+pub fn ke_options(ca: &std::path::Path) -> ntp_io::KeOptions {
+    ntp_io::KeOptions {
+        tls: std::sync::Arc::new(nts_ke::tls::client_config_from_ca_file(ca).unwrap()),
+        negotiation: std::sync::Arc::new(nts_ke::ClientConfig::default()),
+        timeout: Duration::from_secs(3),
+    }
+}
+
+/// One NTS-KE exchange with `127.0.0.1:ke_port` (as `localhost`), trusting `ca`.
+pub fn key_exchange_with(
+    ke_port: u16,
+    ca: &std::path::Path,
+) -> Result<ntp_io::KeyExchange, ntp_io::KeError> {
+    block_on(ntp_io::key_exchange("localhost", ke_port, &ke_options(ca)))
+}
+
+impl Server {
+    /// One NTS-KE exchange with this server, trusting its CA: keys and cookies.
+    pub fn key_exchange(&self) -> ntp_io::KeyExchange {
+        key_exchange_with(self.ke_port, &self.pki.ca).unwrap()
+    }
+}
+
+/// An NTS request sealed with the next cookie of `jar` (no placeholders):
+/// the datagram, its Unique Identifier and its transmit timestamp.
+pub fn nts_request(
+    jar: &mut nts_cookie::CookieJar,
+) -> (Vec<u8>, [u8; 32], ntp_proto::NtpTimestamp) {
+    use rand::RngCore as _;
+    let mut rng = rand::rng();
+    let header = ntp_proto::Header::client_request(6, rng.next_u64());
+    let sealed = nts_cookie::packet::seal_request(&header, jar, 0, &mut rng).unwrap();
+    (sealed.bytes, sealed.uid, header.transmit_timestamp)
+}
+
+/// The Kiss-o'-Death code of a reply, if it parses and is one.
+pub fn kiss_code(reply: &[u8]) -> Option<ntp_proto::KissCode> {
+    ntp_proto::PacketView::new(reply)
+        .ok()
+        .and_then(|v| v.header().kiss_code())
+}
+
+/// The body of the (first) Unique Identifier field of a reply, if any.
+pub fn reply_uid(reply: &[u8]) -> Option<Vec<u8>> {
+    let view = ntp_proto::PacketView::new(reply).ok()?;
+    view.extension_fields()
+        .find(|f| f.field_type == ntp_proto::ExtensionFieldType::UNIQUE_IDENTIFIER)
+        .map(|f| f.body.to_vec())
+}
+
+/// Sends raw NTS-KE request bytes over TLS (trusting `ca`) and returns the
+/// records the server answered until it closed, or why the exchange failed.
+pub fn ke_raw_exchange(
+    ke_port: u16,
+    ca: &std::path::Path,
+    request: &[u8],
+) -> Result<Vec<nts_ke::Record>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tls = ke_options(ca).tls;
+    let request = request.to_vec();
+    block_on(async move {
+        let work = async {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", ke_port))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("tls: {e}"))?;
+            // The server may stop reading and answer early: a failed write is
+            // not the end, read what it sent.
+            let _ = tls.write_all(&request).await;
+            let _ = tls.flush().await;
+            let mut response = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match tls.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => response.extend_from_slice(&buf[..n]),
+                    Err(e) if response.is_empty() => return Err(format!("read: {e}")),
+                    Err(_) => break,
+                }
+            }
+            parse_ke_records(&response)
+        };
+        tokio::time::timeout(Duration::from_secs(5), work)
+            .await
+            .map_err(|_| "timed out".to_string())?
+    })
+}
+
+/// Splits an NTS-KE message into records.
+pub fn parse_ke_records(mut bytes: &[u8]) -> Result<Vec<nts_ke::Record>, String> {
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        match nts_ke::Record::parse(bytes).map_err(|e| format!("{e}"))? {
+            nts_ke::record::Parsed::Complete { record, consumed } => {
+                records.push(record);
+                bytes = &bytes[consumed..];
+            }
+            nts_ke::record::Parsed::Incomplete { needed } => {
+                return Err(format!("response ends inside a record ({needed} missing)"));
+            }
+        }
+    }
+    Ok(records)
+}
