@@ -227,7 +227,12 @@ impl NetnsPair {
         let (a, b) = (block / 256, block % 256);
         let upstream_addr = format!("10.213.{a}.{}", b + 1);
         let host_addr = format!("10.213.{a}.{}", b + 2);
-        let (veth_h, veth_u) = (format!("vh{}", id % 100_000), format!("vu{}", id % 100_000));
+        // Interface names: at most 15 bytes, unique per tag and process.
+        let short: String = tag.chars().take(4).collect();
+        let (veth_h, veth_u) = (
+            format!("h{short}{}", id % 1_000_000),
+            format!("u{short}{}", id % 1_000_000),
+        );
         let run = |args: &[&str]| {
             let out = Command::new("ip").args(args).output().unwrap();
             assert!(
