@@ -291,3 +291,63 @@ pub fn parse_ke_records(mut bytes: &[u8]) -> Result<Vec<nts_ke::Record>, String>
     }
     Ok(records)
 }
+
+// ---------------------------------------------------------------------------
+// Process control for operations tests.
+
+impl Server {
+    /// Sends `signal` (e.g. "HUP", "TERM") to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {}", self.pid());
+    }
+
+    /// SIGTERM, then waits up to `limit` for the exit: the status and how
+    /// long it took, or `None` if it is still running.
+    pub fn terminate(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let started = Instant::now();
+        self.signal("TERM");
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some((status, started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Starts the server again with the same configuration (same ports, same
+    /// key file) after it stopped; the log is started afresh.
+    pub fn restart(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_some(),
+            "restart: still running"
+        );
+        self.child = Self::spawn(&self.config, self.dir.path());
+        self.wait_ready();
+    }
+
+    /// One HTTP request to the metrics endpoint: the status code and body.
+    pub fn http(&self, method: &str, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
