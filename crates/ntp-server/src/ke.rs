@@ -75,7 +75,22 @@ impl TlsReloader {
     ///
     /// # Errors
     /// As [`TlsReloader::load`].
-    pub fn reload(&self) -> Result<(), nts_ke::tls::TlsError> {
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        // The same rule as at start-up (config::Config::validate_files).
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&self.key)
+            .map_err(|source| ReloadError::Io {
+                path: self.key.clone(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o007 != 0 {
+            return Err(ReloadError::WorldReadable {
+                path: self.key.clone(),
+                mode: mode & 0o7777,
+            });
+        }
         let config = nts_ke::tls::server_config_from_pem_files(&self.chain, &self.key)?;
         if let Ok(mut current) = self.current.write() {
             *current = Arc::new(config);
@@ -89,6 +104,31 @@ impl TlsReloader {
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
+}
+
+/// Why a certificate reload was refused (the old certificate stays).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The files could not be read or rustls refused them.
+    #[error(transparent)]
+    Tls(#[from] nts_ke::tls::TlsError),
+    /// The key file could not be inspected.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The private key is readable by every local user.
+    #[error("{}: private key is readable by others (mode {mode:o}); chmod o-rwx it", path.display())]
+    WorldReadable {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// NTS-KE counters.

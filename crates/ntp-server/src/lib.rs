@@ -142,8 +142,52 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let running = run::start(settings_from_config(&config)?).await?;
+        // Every socket is bound: privileges are no longer needed.
+        drop_privileges(&config.process)?;
         running.wait().await
     })
+}
+
+/// Switches to `[process] user` (and group) for good, if configured. glibc
+/// applies the change to every thread; leaving uid 0 clears all
+/// capabilities, so nothing privileged (binding low ports, touching the
+/// clock) remains possible.
+///
+/// # Errors
+/// An unknown user or group, a configured user while not running as root
+/// (unless already that user), or a failed switch.
+pub fn drop_privileges(process: &config::ProcessConfig) -> anyhow::Result<()> {
+    use nix::unistd::{Group, Uid, User, setgid, setgroups, setuid};
+    let Some(name) = &process.user else {
+        return Ok(());
+    };
+    let user = User::from_name(name)?
+        .with_context(|| format!("[process] user {name:?} does not exist"))?;
+    let gid = match &process.group {
+        Some(group) => {
+            Group::from_name(group)?
+                .with_context(|| format!("[process] group {group:?} does not exist"))?
+                .gid
+        }
+        None => user.gid,
+    };
+    if !Uid::effective().is_root() {
+        if Uid::effective() == user.uid {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "[process] user = {name:?} needs ntp-server to start as root (it runs as uid {})",
+            Uid::effective()
+        );
+    }
+    setgroups(&[gid]).context("setgroups")?;
+    setgid(gid).context("setgid")?;
+    setuid(user.uid).context("setuid")?;
+    if setuid(Uid::from_raw(0)).is_ok() {
+        anyhow::bail!("could become root again after switching to {name:?}");
+    }
+    tracing::info!(user = %name, uid = %user.uid, gid = %gid, "dropped privileges");
+    Ok(())
 }
 
 /// Resolves a loaded configuration into what [`run::start`] needs: reads the

@@ -832,7 +832,8 @@ fn validate_files() {
     );
 
     std::fs::write(dir.path().join("cert.pem"), "x").unwrap();
-    std::fs::write(dir.path().join("key.pem"), "x").unwrap();
+    // A private key readable by others is refused too (tests/privileges.rs).
+    write_mode(&dir.path().join("key.pem"), b"x", 0o600);
 
     // Too short.
     write_mode(&secret, &[7; 31], 0o600);

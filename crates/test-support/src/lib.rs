@@ -58,6 +58,9 @@ impl Pki {
         std::fs::write(&pki.ca, ca.pem()).unwrap();
         std::fs::write(&pki.cert, cert.pem()).unwrap();
         std::fs::write(&pki.key, key.serialize_pem()).unwrap();
+        // As a real deployment would: servers refuse world-readable keys.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pki.key, std::fs::Permissions::from_mode(0o600)).unwrap();
         pki
     }
 }

@@ -204,9 +204,10 @@ pub enum ConfigErrorKind {
         /// The minimum ([`nts_cookie::keyset::MIN_FLEET_SECRET_LEN`]).
         min: usize,
     },
-    /// A secret file that group or others may access.
+    /// A secret file that is too open: a fleet secret that group or others
+    /// may access, or a TLS private key that others may access.
     #[error(
-        "{what} {} has mode {mode:04o}: group and others must have no access (chmod 600)",
+        "{what} {} has mode {mode:04o}, too open for a secret (fleet secrets: chmod 600; TLS keys: chmod o-rwx)",
         .file.display()
     )]
     TooOpen {

@@ -26,8 +26,14 @@ impl Config {
                 ("certificate chain", &server.certificate_chain_path),
                 ("private key", &server.private_key_path),
             ] {
-                if let Err(e) = File::open(&file.path) {
-                    errors.push(io_error(what, file, e));
+                match File::open(&file.path) {
+                    Err(e) => errors.push(io_error(what, file, e)),
+                    Ok(f) if what == "private key" => {
+                        if let Some(e) = world_readable(&f, what, file) {
+                            errors.push(e);
+                        }
+                    }
+                    Ok(_) => {}
                 }
             }
         }
@@ -94,6 +100,27 @@ pub fn read_fleet_secret(file: &ConfigPath) -> Result<Vec<u8>, ConfigError> {
         }));
     }
     Ok(secret)
+}
+
+/// A private key that every local user can read is refused. Group read is
+/// allowed: Debian gives TLS keys to the `ssl-cert` group with mode 0640.
+fn world_readable(f: &File, what: &'static str, file: &ConfigPath) -> Option<ConfigError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = f.metadata().ok()?.permissions().mode() & 0o7777;
+        if mode & 0o007 != 0 {
+            return Some(ConfigError::at_position(
+                Some(file.position),
+                E::TooOpen {
+                    what,
+                    file: file.path.clone(),
+                    mode,
+                },
+            ));
+        }
+    }
+    None
 }
 
 /// The key file may be absent (it is created), but then its directory must exist.

@@ -60,7 +60,11 @@ pub(crate) const TOP: &[Key] = &[
     warned("source-defaults", "sources are not used by ntp-server yet"),
     warned("clock", NO_CLOCK),
     ours("server-clock"),
+    ours("process"),
 ];
+
+/// `[process]` (ours).
+pub(crate) const PROCESS: &[Key] = &[ours("user"), ours("group")];
 
 /// `[[server]]`.
 pub(crate) const SERVER: &[Key] = &[
@@ -190,6 +194,7 @@ pub(crate) const ALL: &[(&str, &[Key])] = &[
     ("[observability]", OBSERVABILITY),
     ("[clock]", CLOCK),
     ("[server-clock]", SERVER_CLOCK),
+    ("[process]", PROCESS),
 ];
 
 /// Looks `name` up in `keys`.

@@ -13,7 +13,7 @@
 //!
 //! Our own keys (kebab-case, like ntpd-rs's) sit beside them: `rate-limit-action` and
 //! `workers` in `[[server]]`, `max-request-bytes` in `[[nts-ke-server]]`,
-//! `fleet-secret-path` in `[keyset]`, and the `[server-clock]` section.
+//! `fleet-secret-path` in `[keyset]`, and the `[server-clock]` and `[process]` sections.
 //!
 //! # Use
 //! [`load`] reads a file, [`parse`] a string; both return the typed [`Config`] and every
@@ -115,6 +115,7 @@
 //! | `[source-defaults]` | `poll-interval-limits`, `initial-poll-interval` | warned |
 //! | `[clock]` | `clock`, `interface`, `timestamp-mode` | warned |
 //! | `[server-clock]` | `precision` | ours |
+//! | `[process]` | `user`, `group` | ours: switch to this user after binding (see [`ProcessConfig`]) |
 //!
 //! Values of warned keys are not checked. (`poll-interval-limits` and
 //! `initial-poll-interval` belong to `[source-defaults]` in ntpd-rs, not
@@ -144,8 +145,8 @@ pub use error::{ConfigError, ConfigErrorKind, Position, Warning, WarningKind};
 pub use files::read_fleet_secret;
 pub use types::{
     Config, ConfigPath, FilterAction, FilterList, IpSubnet, KeySource, KeysetConfig,
-    NtsKeServerConfig, ObservabilityConfig, RateLimitAction, ServerClockConfig, ServerConfig,
-    SynchronizationConfig,
+    NtsKeServerConfig, ObservabilityConfig, ProcessConfig, RateLimitAction, ServerClockConfig,
+    ServerConfig, SynchronizationConfig,
 };
 
 /// A checked configuration and what it warns about.

@@ -15,7 +15,8 @@ use super::error::{ConfigError, ConfigErrorKind as E, Position, Warning, Warning
 use super::keys::{self, Key, Support};
 use super::types::{
     Config, ConfigPath, FilterAction, FilterList, IpSubnet, KeysetConfig, NtsKeServerConfig,
-    ObservabilityConfig, RateLimitAction, ServerClockConfig, ServerConfig, SynchronizationConfig,
+    ObservabilityConfig, ProcessConfig, RateLimitAction, ServerClockConfig, ServerConfig,
+    SynchronizationConfig,
 };
 
 type Span = Range<usize>;
@@ -101,6 +102,7 @@ impl Parser<'_> {
             keyset: KeysetConfig::default(),
             observability: ObservabilityConfig::default(),
             server_clock: ServerClockConfig::default(),
+            process: ProcessConfig::default(),
         };
         for &(key, value) in &root.entries {
             let name = key.get_ref().as_ref();
@@ -140,6 +142,10 @@ impl Parser<'_> {
                 "server-clock" => {
                     let t = self.table("server-clock", value)?;
                     config.server_clock = self.server_clock(&t)?;
+                }
+                "process" => {
+                    let t = self.table("process", value)?;
+                    config.process = self.process(&t)?;
                 }
                 "source-defaults" => {
                     let t = self.table("source-defaults", value)?;
@@ -435,6 +441,25 @@ impl Parser<'_> {
                 .ok_or_else(|| p.invalid(k, v, format!("must be between -32 and 0, found {n}")))
         })?;
         Ok(ServerClockConfig { precision })
+    }
+
+    fn process(&mut self, t: &Table<'_, '_>) -> Result<ProcessConfig> {
+        self.check_keys(t, keys::PROCESS)?;
+        let name = |p: &mut Self, k: &str, v: Value<'_, '_>| -> Result<String> {
+            let s = p.string(k, v)?;
+            if s.is_empty()
+                || s.len() > 32
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+            {
+                return Err(p.invalid(k, v, format!("{s:?} is not a valid user or group name")));
+            }
+            Ok(s.to_owned())
+        };
+        let user = self.optional(t, "user", name)?;
+        let group = self.optional(t, "group", name)?;
+        Ok(ProcessConfig { user, group })
     }
 
     // --- structure ---

@@ -26,6 +26,8 @@ pub struct Config {
     pub observability: ObservabilityConfig,
     /// `[server-clock]` (ours): overrides of what is measured about the local clock.
     pub server_clock: ServerClockConfig,
+    /// `[process]` (ours): the user and group to run as after binding.
+    pub process: ProcessConfig,
 }
 
 /// One `[[server]]`: an NTP listener (UDP).
@@ -330,4 +332,17 @@ pub struct ServerClockConfig {
     /// `precision` (default: measured): log2 seconds, -32 to 0 (-20 is about a
     /// microsecond), sent in the precision field (RFC 5905 §7.3).
     pub precision: Option<i8>,
+}
+
+/// `[process]` (ours): least privilege. When `user` is set and the server
+/// starts as root, it binds its sockets (port 123 and 4460 need privilege),
+/// then switches to this user and group for good, keeping no capabilities.
+/// The certificate files (for SIGHUP reloads) must be readable, and the key
+/// storage directory writable, by that user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// `user`: the user name to switch to.
+    pub user: Option<String>,
+    /// `group` (default: the user's primary group): the group to switch to.
+    pub group: Option<String>,
 }
