@@ -168,10 +168,9 @@ fn garbage_flood_is_ignored_and_good_clients_are_served() {
     assert!(counted <= sent, "{counted} > {sent}");
     assert!(counted >= sent / 2, "only {counted} of {sent} counted");
     assert!(malformed > 0 && version > 0 && mode > 0);
-    assert_eq!(
-        server.metric("ntp_server_responses_total{kind=\"plain\"}"),
-        20
-    );
+    // 20 good queries (a retry after a lost datagram may add a few).
+    let plain = server.metric("ntp_server_responses_total{kind=\"plain\"}");
+    assert!((20..=40).contains(&plain), "{plain} plain replies");
 
     assert!(server.alive(), "server died:\n{}", server.log());
     let growth = server.rss_kib().saturating_sub(rss_before);
@@ -184,7 +183,9 @@ fn client_requests_with_trailing_garbage_never_get_a_larger_reply() {
     let mut rng = rand::rng();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(server.ntp_addr()).unwrap();
-    socket.set_read_timeout(Some(SHORT)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     // Transmit timestamp → request length.
     let mut sent: HashMap<u64, usize> = HashMap::new();
     let mut answered = 0;
