@@ -1,3 +1,5 @@
-//! The `ntp-perf` command.
+//! The `ntp-perf` command; everything is in the library.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    ntp_perf::cli::main()
+}

@@ -1,0 +1,246 @@
+//! What a run measured, as text or one JSON object.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::histogram::Histogram;
+
+/// Latency percentiles in microseconds (`None` without samples).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: Option<f64>,
+    /// 99th percentile.
+    pub p99: Option<f64>,
+    /// 99.9th percentile.
+    pub p999: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
+
+impl Latency {
+    /// Percentiles of a nanosecond histogram.
+    pub fn from_histogram(h: &Histogram) -> Self {
+        let us = |ns: Option<u64>| ns.map(|v| v as f64 / 1000.0);
+        Self {
+            p50: us(h.quantile(0.5)),
+            p99: us(h.quantile(0.99)),
+            p999: us(h.quantile(0.999)),
+            max: us((!h.is_empty()).then(|| h.max())),
+        }
+    }
+}
+
+/// The result of one run. For `ke`, a request is one handshake.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// `plain`, `nts` or `ke`.
+    pub mode: String,
+    /// The address loaded.
+    pub target: String,
+    /// The offered rate asked for, requests per second (`None` = unlimited).
+    pub target_rate: Option<f64>,
+    /// Length of the sending window, seconds.
+    pub duration_s: f64,
+    /// UDP sockets (source ports) used; for `ke`, concurrent handshakes.
+    pub clients: usize,
+    /// Bound on outstanding requests.
+    pub inflight: usize,
+    /// Requests sent.
+    pub sent: u64,
+    /// `sent / duration_s`.
+    pub offered_rate: f64,
+    /// Valid answers that were not a Kiss-o'-Death.
+    pub answered: u64,
+    /// `answered / duration_s`.
+    pub answered_rate: f64,
+    /// Requests with no reply at all within the timeout.
+    pub lost: u64,
+    /// `lost / sent`, percent.
+    pub loss_pct: f64,
+    /// Kiss-o'-Death replies by code.
+    pub kods: BTreeMap<String, u64>,
+    /// NTS NAKs (KoD NTSN with our unique identifier).
+    pub nts_naks: u64,
+    /// Replies to a request of ours that failed the checks (mode, NTS
+    /// authentication, structure). For `ke`: failed handshakes.
+    pub invalid: u64,
+    /// Datagrams matching no outstanding request (late or foreign).
+    pub unmatched: u64,
+    /// Requests the kernel refused to send.
+    pub send_errors: u64,
+    /// Requests dropped from the schedule because the generator fell behind.
+    pub schedule_skipped: u64,
+    /// NTS: cookies sent again to keep each jar full (see the crate docs).
+    pub cookies_reused: u64,
+    /// NTS: key exchanges run, including the first ones.
+    pub key_exchanges: u64,
+    /// Failed handshakes by reason (`ke`) or failed re-keys (`nts`).
+    pub errors: BTreeMap<String, u64>,
+    /// Request-to-reply latency of answered requests, microseconds.
+    pub latency_us: Latency,
+    /// The CPU window: sending plus draining the last replies, seconds.
+    pub window_s: f64,
+    /// This process's user + system CPU over the window, seconds.
+    pub generator_cpu_s: f64,
+    /// `generator_cpu_s / window_s`, percent of one core.
+    pub generator_cpu_pct: f64,
+    /// The server process measured, if any.
+    pub server_pid: Option<u32>,
+    /// Its user + system CPU over the window, seconds.
+    pub server_cpu_s: Option<f64>,
+    /// `server_cpu_s / window_s`, percent of one core.
+    pub server_cpu_pct: Option<f64>,
+    /// Server CPU seconds per million answered requests (the efficiency
+    /// figure: lower is better).
+    pub server_cpu_s_per_million: Option<f64>,
+}
+
+/// Counts a run collects; turned into a [`Report`] by [`Report::finish`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Counts {
+    pub sent: u64,
+    pub answered: u64,
+    pub kods: BTreeMap<String, u64>,
+    pub nts_naks: u64,
+    pub invalid: u64,
+    pub unmatched: u64,
+    pub send_errors: u64,
+    pub schedule_skipped: u64,
+    pub cookies_reused: u64,
+    pub key_exchanges: u64,
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// CPU samples at the start and end of the window.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CpuWindow {
+    pub wall: Duration,
+    pub own: Duration,
+    pub server: Option<Duration>,
+}
+
+impl Report {
+    pub(crate) fn finish(
+        config: &crate::Config,
+        target: String,
+        sending: Duration,
+        counts: Counts,
+        latency: &Histogram,
+        cpu: CpuWindow,
+    ) -> Self {
+        let duration_s = sending.as_secs_f64().max(1e-9);
+        let window_s = cpu.wall.as_secs_f64().max(1e-9);
+        let replied =
+            counts.answered + counts.kods.values().sum::<u64>() + counts.nts_naks + counts.invalid;
+        let lost = counts.sent.saturating_sub(replied);
+        let server_cpu_s = cpu.server.map(|d| d.as_secs_f64());
+        Self {
+            mode: config.mode.name().to_string(),
+            target,
+            target_rate: match config.rate {
+                crate::Rate::PerSecond(r) => Some(r),
+                crate::Rate::Unlimited => None,
+            },
+            duration_s,
+            clients: config.clients,
+            inflight: config.inflight,
+            sent: counts.sent,
+            offered_rate: counts.sent as f64 / duration_s,
+            answered: counts.answered,
+            answered_rate: counts.answered as f64 / duration_s,
+            lost,
+            loss_pct: if counts.sent == 0 {
+                0.0
+            } else {
+                100.0 * lost as f64 / counts.sent as f64
+            },
+            kods: counts.kods,
+            nts_naks: counts.nts_naks,
+            invalid: counts.invalid,
+            unmatched: counts.unmatched,
+            send_errors: counts.send_errors,
+            schedule_skipped: counts.schedule_skipped,
+            cookies_reused: counts.cookies_reused,
+            key_exchanges: counts.key_exchanges,
+            errors: counts.errors,
+            latency_us: Latency::from_histogram(latency),
+            window_s,
+            generator_cpu_s: cpu.own.as_secs_f64(),
+            generator_cpu_pct: 100.0 * cpu.own.as_secs_f64() / window_s,
+            server_pid: config.server_pid,
+            server_cpu_s,
+            server_cpu_pct: server_cpu_s.map(|s| 100.0 * s / window_s),
+            server_cpu_s_per_million: server_cpu_s
+                .filter(|_| counts.answered > 0)
+                .map(|s| s * 1e6 / counts.answered as f64),
+        }
+    }
+
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = self
+            .target_rate
+            .map_or_else(|| "unlimited".to_string(), |r| format!("{r:.0}/s"));
+        writeln!(
+            f,
+            "{} -> {}: rate {rate}, {:.1} s, {} clients, inflight {}",
+            self.mode, self.target, self.duration_s, self.clients, self.inflight
+        )?;
+        writeln!(
+            f,
+            "  offered  {:>10.0}/s  ({} sent, {} skipped, {} send errors)",
+            self.offered_rate, self.sent, self.schedule_skipped, self.send_errors
+        )?;
+        writeln!(
+            f,
+            "  answered {:>10.0}/s  ({} answered, loss {:.3} %)",
+            self.answered_rate, self.answered, self.loss_pct
+        )?;
+        writeln!(
+            f,
+            "  kod {:?}, nts naks {}, invalid {}, unmatched {}",
+            self.kods, self.nts_naks, self.invalid, self.unmatched
+        )?;
+        if self.mode != "plain" {
+            writeln!(
+                f,
+                "  key exchanges {}, cookies reused {}, errors {:?}",
+                self.key_exchanges, self.cookies_reused, self.errors
+            )?;
+        }
+        let l = &self.latency_us;
+        writeln!(
+            f,
+            "  latency µs: p50 {} p99 {} p99.9 {} max {}",
+            opt(l.p50, 1),
+            opt(l.p99, 1),
+            opt(l.p999, 1),
+            opt(l.max, 1)
+        )?;
+        writeln!(
+            f,
+            "  cpu over {:.2} s: generator {:.2} s ({:.0} %), server {} s ({} %), server s per million answered: {}",
+            self.window_s,
+            self.generator_cpu_s,
+            self.generator_cpu_pct,
+            opt(self.server_cpu_s, 2),
+            opt(self.server_cpu_pct, 0),
+            opt(self.server_cpu_s_per_million, 2)
+        )
+    }
+}

@@ -1,0 +1,129 @@
+//! The generator against a tiny in-test NTP responder: all answered, or half.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ntp_perf::{Config, Mode, PerfError, Rate};
+use ntp_proto::{
+    Header, LeapIndicator, Mode as NtpMode, NtpShort, NtpTimestamp, ReferenceId, SystemInfo,
+};
+
+struct Responder {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Responder {
+    /// Answers client requests; with `drop_every` = n, ignores every n-th.
+    fn spawn(drop_every: Option<u64>) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let system = SystemInfo {
+                leap: LeapIndicator::NoWarning,
+                stratum: 1,
+                precision: -20,
+                root_delay: NtpShort::ZERO,
+                root_dispersion: NtpShort::ZERO,
+                reference_id: ReferenceId::from_ascii("TEST").unwrap(),
+                reference_timestamp: NtpTimestamp::ZERO,
+            };
+            let mut buf = [0u8; 2048];
+            let mut seen = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(request) = Header::parse(&buf[..n]) else {
+                    continue;
+                };
+                if request.mode != NtpMode::Client {
+                    continue;
+                }
+                seen += 1;
+                if drop_every.is_some_and(|d| seen % d == 0) {
+                    continue;
+                }
+                let now = NtpTimestamp::from_bits(seen);
+                let reply = Header::server_response(&request, &system, now, now);
+                let _ = socket.send_to(&reply.to_bytes(), from);
+            }
+            seen
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+fn config(port: u16) -> Config {
+    let mut config = Config::new(Mode::Plain, "127.0.0.1");
+    config.port = Some(port);
+    config.rate = Rate::PerSecond(2000.0);
+    config.duration = Duration::from_secs(2);
+    config.clients = 4;
+    config.reply_timeout = Duration::from_millis(300);
+    config.server_pid = Some(std::process::id());
+    config
+}
+
+#[test]
+fn every_request_answered() {
+    let responder = Responder::spawn(None);
+    let report = ntp_perf::run(&config(responder.addr.port())).unwrap();
+    let seen = responder.stop();
+    eprintln!("{report}");
+    assert!((3800..=4100).contains(&report.sent), "{report}");
+    assert!((report.offered_rate - 2000.0).abs() < 60.0, "{report}");
+    assert!(
+        report.answered as f64 >= 0.99 * report.sent as f64,
+        "{report}"
+    );
+    assert!(report.loss_pct < 1.0, "{report}");
+    assert_eq!(seen, report.sent);
+    assert_eq!(report.invalid + report.unmatched + report.nts_naks, 0);
+    assert!(report.kods.is_empty());
+    assert!(report.latency_us.p50.is_some() && report.latency_us.p99.is_some());
+    // The "server" is this very process here.
+    assert!(report.server_cpu_s.is_some() && report.server_cpu_s_per_million.is_some());
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["mode"], "plain");
+}
+
+#[test]
+fn half_the_requests_dropped() {
+    let responder = Responder::spawn(Some(2));
+    let report = ntp_perf::run(&config(responder.addr.port())).unwrap();
+    responder.stop();
+    eprintln!("{report}");
+    assert!((report.loss_pct - 50.0).abs() < 2.0, "{report}");
+    assert!((report.answered_rate - 1000.0).abs() < 50.0, "{report}");
+}
+
+#[test]
+fn remote_targets_are_refused() {
+    let mut config = config(123);
+    config.host = "192.0.2.1".into();
+    config.server_pid = None;
+    assert!(matches!(
+        ntp_perf::run(&config),
+        Err(PerfError::NotLoopback(_))
+    ));
+}
