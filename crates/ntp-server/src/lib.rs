@@ -265,6 +265,7 @@ pub fn settings_from_config(config: &Config) -> anyhow::Result<Settings> {
             deny_action,
             rate_limit,
             require_nts: s.require_nts.is_some(),
+            require_nts_action: s.require_nts.map_or(DenyAction::Ignore, action),
         };
         ntp.push(NtpListener {
             listen: s.listen,

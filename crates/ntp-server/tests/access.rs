@@ -271,7 +271,6 @@ fn require_nts_ignore_is_the_same() {
 }
 
 #[test]
-#[ignore = "bug: require-nts = \"deny\" drops plain requests silently (src/lib.rs settings_from_config keeps only `require_nts.is_some()`)"]
 fn require_nts_deny_sends_kiss_deny_to_plain() {
     // docs/ntp-server.toml: `"deny"`: plain requests "get a kiss-o'-death DENY".
     let server = server_with("require-nts = \"deny\"");

@@ -118,8 +118,12 @@ pub struct CoreConfig {
     pub deny_action: DenyAction,
     /// Rate limiting, or `None` (as is a capacity of 0) for none.
     pub rate_limit: Option<RateLimitConfig>,
-    /// Answer only NTS requests; plain ones are dropped.
+    /// Answer only NTS requests.
     pub require_nts: bool,
+    /// What a plain request gets when `require_nts` is on: nothing
+    /// (`Ignore`, the default) or a DENY Kiss-o'-Death (`Deny`, ntpd-rs's
+    /// `require-nts = "deny"`).
+    pub require_nts_action: DenyAction,
 }
 
 /// One received datagram and its times.
@@ -254,6 +258,7 @@ pub struct ServerCore {
     rate_limiter: Option<RateLimiter>,
     rate_action: RateLimitAction,
     require_nts: bool,
+    require_nts_action: DenyAction,
     metrics: Metrics,
 }
 
@@ -271,6 +276,7 @@ impl ServerCore {
             rate_limiter,
             rate_action,
             require_nts: config.require_nts,
+            require_nts_action: config.require_nts_action,
             metrics: Metrics::new(),
         }
     }
@@ -380,7 +386,20 @@ impl ServerCore {
             return answer_nts(request, system, keys, transmit, rng, out);
         }
         if self.require_nts {
-            return Outcome::Drop(DropReason::RequireNts);
+            return match self.require_nts_action {
+                DenyAction::Ignore => Outcome::Drop(DropReason::RequireNts),
+                DenyAction::Deny => {
+                    let kod = Header::kiss_of_death(
+                        &header,
+                        KissCode::DENY,
+                        system,
+                        request.receive,
+                        transmit(),
+                    );
+                    write_kiss(&kod, None, out);
+                    Outcome::Reply(ReplyKind::KissDeny)
+                }
+            };
         }
         let reply = Header::server_response(&header, system, request.receive, transmit());
         out.extend_from_slice(&reply.to_bytes());
