@@ -2,10 +2,19 @@
 //! request and one response per connection, stateless.
 //!
 //! Limits keep a hostile client from holding resources:
-//! - at most `max_connections` exchanges run at once; further connections
-//!   wait in the kernel's accept queue (as in ntpd-rs), they are not refused;
-//! - each exchange, TLS handshake included, must finish within `timeout`,
-//!   so a slow client holds a slot for that long at most;
+//! - at most `max_connections` exchanges run at once (the TLS handshake is
+//!   the expensive part); a connection takes an exchange slot only once its
+//!   whole TLS ClientHello has arrived, so sockets that connect and say
+//!   nothing, or stall half-way through the hello, never hold one;
+//! - up to [`OPEN_PER_SLOT`] × `max_connections` connections (at least
+//!   [`MIN_OPEN`]) are accepted at once; beyond that they wait in the
+//!   kernel's accept queue rather than being refused;
+//! - each stage is bounded: the first bytes within `timeout`, a slot within
+//!   2 × `timeout`, the exchange within `timeout`. Slots are handed out in
+//!   arrival order, so a stalled client delays others by about one `timeout`
+//!   however many connections it opens (an earlier design took the slot at
+//!   accept, and 50 silent sockets held an honest client back for 6 s with 4
+//!   slots of 0.5 s);
 //! - the request may be at most `max_request_bytes` long.
 //!
 //! The TLS certificate can be replaced while running ([`TlsReloader`]); the
@@ -22,9 +31,13 @@ use nts_ke::{ErrorCode, ServerHandshake, StreamLimits};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
 
 use crate::keys::KeyStore;
+
+/// Open connections accepted per exchange slot.
+pub const OPEN_PER_SLOT: usize = 8;
+/// Open connections accepted at least, whatever `max_connections` is.
+pub const MIN_OPEN: usize = 64;
 
 /// Cookies handed out per successful exchange (RFC 8915 §4.1.6: SHOULD be 8).
 pub const COOKIES_PER_EXCHANGE: usize = 8;
@@ -190,6 +203,8 @@ enum ExchangeError {
     Alpn(nts_ke::tls::TlsError),
     #[error("rejected: {0}")]
     Rejected(String),
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
     #[error("{0}")]
     Other(String),
 }
@@ -204,6 +219,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let open = Arc::new(Semaphore::new(
+        settings
+            .max_connections
+            .saturating_mul(OPEN_PER_SLOT)
+            .max(MIN_OPEN),
+    ));
     let mut negotiation = nts_ke::server::ServerConfig::default();
     negotiation.ntp_server = settings.ntp_server.clone();
     negotiation.ntp_port = settings.ntp_port;
@@ -213,9 +234,9 @@ pub async fn serve(
     );
     let negotiation = Arc::new(negotiation);
     loop {
-        // Wait for a free slot first: excess connections queue in the kernel.
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+        // Beyond the open-connection cap, connections queue in the kernel.
+        let open_permit = tokio::select! {
+            p = open.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = shutdown.changed() => return,
         };
         let (stream, peer) = tokio::select! {
@@ -229,46 +250,71 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let (settings, tls, keys, metrics, negotiation) = (
+        let (settings, tls, keys, metrics, negotiation, slots) = (
             settings.clone(),
             tls.get(),
             keys.clone(),
             metrics.clone(),
             negotiation.clone(),
+            slots.clone(),
         );
         tokio::spawn(async move {
-            let result =
-                tokio::time::timeout(settings.timeout, exchange(stream, tls, &keys, negotiation))
-                    .await;
+            let result = staged(&settings, stream, &slots, tls, &keys, negotiation).await;
             let counter = match &result {
-                Ok(Ok(())) => &metrics.handshakes,
-                Ok(Err(ExchangeError::Tls(_) | ExchangeError::Alpn(_))) => &metrics.tls_failures,
-                Ok(Err(ExchangeError::Rejected(_))) => &metrics.rejected,
-                Ok(Err(ExchangeError::Other(_))) => &metrics.other_failures,
-                Err(_) => &metrics.timeouts,
+                Ok(()) => &metrics.handshakes,
+                Err(ExchangeError::Tls(_) | ExchangeError::Alpn(_)) => &metrics.tls_failures,
+                Err(ExchangeError::Rejected(_)) => &metrics.rejected,
+                Err(ExchangeError::Timeout(_)) => &metrics.timeouts,
+                Err(ExchangeError::Other(_)) => &metrics.other_failures,
             };
             counter.fetch_add(1, Ordering::Relaxed);
             match result {
-                Ok(Ok(())) => tracing::debug!(%peer, "NTS-KE exchange done"),
-                Ok(Err(e)) => tracing::info!(%peer, "NTS-KE exchange failed: {e}"),
-                Err(_) => tracing::info!(%peer, "NTS-KE exchange timed out"),
+                Ok(()) => tracing::debug!(%peer, "NTS-KE exchange done"),
+                Err(e) => tracing::info!(%peer, "NTS-KE exchange failed: {e}"),
             }
-            drop(permit);
+            drop(open_permit);
         });
     }
 }
 
-async fn exchange(
+/// One connection in three bounded stages: the complete TLS ClientHello
+/// (≤ `timeout`, no slot held, no cryptography done), an exchange slot
+/// (≤ 2 × `timeout`), then the handshake and the NTS-KE exchange
+/// (≤ `timeout`). Clients that stall before finishing their ClientHello never
+/// take a slot.
+async fn staged(
+    settings: &KeSettings,
     stream: TcpStream,
+    slots: &Arc<Semaphore>,
     tls: Arc<rustls::ServerConfig>,
     keys: &KeyStore,
     negotiation: Arc<nts_ke::server::ServerConfig>,
 ) -> Result<(), ExchangeError> {
+    use tokio::time::timeout;
+    let limit = settings.timeout;
     let _ = stream.set_nodelay(true);
-    let mut tls = TlsAcceptor::from(tls)
-        .accept(stream)
+    let hello = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = timeout(limit, hello)
         .await
+        .map_err(|_| ExchangeError::Timeout("no complete ClientHello"))?
         .map_err(ExchangeError::Tls)?;
+    let _slot = timeout(limit.saturating_mul(2), slots.clone().acquire_owned())
+        .await
+        .map_err(|_| ExchangeError::Timeout("all exchange slots busy"))?
+        .map_err(|_| ExchangeError::Other("shutting down".into()))?;
+    timeout(limit, async {
+        let tls = start.into_stream(tls).await.map_err(ExchangeError::Tls)?;
+        exchange(tls, keys, negotiation).await
+    })
+    .await
+    .map_err(|_| ExchangeError::Timeout("exchange too slow"))?
+}
+
+async fn exchange(
+    mut tls: tokio_rustls::server::TlsStream<TcpStream>,
+    keys: &KeyStore,
+    negotiation: Arc<nts_ke::server::ServerConfig>,
+) -> Result<(), ExchangeError> {
     nts_ke::tls::check_alpn(tls.get_ref().1).map_err(ExchangeError::Alpn)?;
     let mut handshake =
         ServerHandshake::new(negotiation).map_err(|e| ExchangeError::Other(e.to_string()))?;
