@@ -194,3 +194,65 @@ fn closed_ke_port_is_reported() {
         "{err}"
     );
 }
+
+#[test]
+fn spoofed_kiss_of_death_is_ignored_by_the_nts_client() {
+    use ntp_proto::{ExtensionFieldType, Header, KissCode, PacketView, SystemInfo};
+    let chrony = Chronyd::start();
+    // Before each real reply, an on-path attacker sends a DENY kiss that
+    // echoes the right origin and the right unique identifier, but cannot
+    // carry a valid authenticator.
+    let forge = Box::new(|reply: &[u8]| {
+        let view = PacketView::new(reply).unwrap();
+        let real = *view.header();
+        let uid = view
+            .extension_fields()
+            .find(|f| f.field_type == ExtensionFieldType::UNIQUE_IDENTIFIER)
+            .unwrap();
+        let mut request = real;
+        request.transmit_timestamp = real.origin_timestamp;
+        let system = SystemInfo {
+            leap: real.leap,
+            stratum: real.stratum,
+            precision: real.precision,
+            root_delay: real.root_delay,
+            root_dispersion: real.root_dispersion,
+            reference_id: real.reference_id,
+            reference_timestamp: real.reference_timestamp,
+        };
+        let kiss = Header::kiss_of_death(
+            &request,
+            KissCode::DENY,
+            &system,
+            real.receive_timestamp,
+            real.transmit_timestamp,
+        );
+        let mut forged = kiss.to_bytes().to_vec();
+        forged.extend_from_slice(&reply[uid.offset..uid.offset + uid.length()]);
+        vec![forged, reply.to_vec()]
+    });
+    let proxy = UdpProxy::start_expanding(chrony.ntp_addr(), Box::new(|_| {}), forge);
+    let port = proxy.addr.port().to_string();
+    let out = nts_query(
+        &chrony,
+        &[
+            "--port",
+            &port,
+            "--count",
+            "2",
+            "--interval",
+            "0.2",
+            "--json",
+        ],
+        "127.0.0.1",
+    );
+    let samples = json_lines(&out);
+    assert_eq!(samples.len(), 2);
+    assert!(
+        samples
+            .iter()
+            .all(|s| s["nts"] == true && s["stratum"] == 1),
+        "{samples:?}"
+    );
+    assert_eq!(proxy.replies.load(Ordering::Relaxed), 2);
+}

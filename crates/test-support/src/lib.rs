@@ -322,10 +322,26 @@ pub struct UdpProxy {
 }
 
 type Mutate = Box<dyn Fn(&mut Vec<u8>) + Send>;
+/// Turns one upstream reply into the datagrams sent to the client, in order.
+type Expand = Box<dyn Fn(&[u8]) -> Vec<Vec<u8>> + Send>;
 
 impl UdpProxy {
     /// Starts forwarding, applying `on_request` and `on_reply` on the way.
     pub fn start(upstream: SocketAddr, on_request: Mutate, on_reply: Mutate) -> Self {
+        Self::start_expanding(
+            upstream,
+            on_request,
+            Box::new(move |reply: &[u8]| {
+                let mut d = reply.to_vec();
+                on_reply(&mut d);
+                vec![d]
+            }),
+        )
+    }
+
+    /// Like [`UdpProxy::start`], but each upstream reply becomes any number
+    /// of datagrams (for injecting forgeries before or after it).
+    pub fn start_expanding(upstream: SocketAddr, on_request: Mutate, on_reply: Expand) -> Self {
         let front = UdpSocket::bind("127.0.0.1:0").unwrap();
         let back = UdpSocket::bind("127.0.0.1:0").unwrap();
         back.connect(upstream).unwrap();
@@ -351,10 +367,10 @@ impl UdpProxy {
                     let _ = back.send(&datagram);
                 }
                 if let (Ok(n), Some(to)) = (back.recv(&mut buf), client) {
-                    let mut datagram = buf[..n].to_vec();
-                    on_reply(&mut datagram);
                     rp.fetch_add(1, Ordering::Relaxed);
-                    let _ = front.send_to(&datagram, to);
+                    for datagram in on_reply(&buf[..n]) {
+                        let _ = front.send_to(&datagram, to);
+                    }
                 }
             }
         });
