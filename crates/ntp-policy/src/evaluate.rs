@@ -274,7 +274,7 @@ pub struct RoundEvaluation {
 /// 3. Cross-source rules over the passed sources, in every mode (in
 ///    `first-pass`, check the sources these rules need): fewer NTS sources
 ///    than `nts-required = N` fails; fewer distinct operator labels than
-///    `min-operators` fails; offsets spreading (highest minus lowest) beyond
+///    `min-operators` (when above 1) fails; offsets spreading (highest minus lowest) beyond
 ///    the disagreement bound raise [`Reason::SourcesDisagree`], which degrades
 ///    or fails the round per `on-disagreement`.
 /// 4. A round that passes is [`RoundOutcome::Degraded`] when any configured
@@ -370,7 +370,7 @@ pub fn evaluate_round(policy: &ValidPolicy, round: &Round) -> RoundEvaluation {
         .map(|s| s.operator.as_str())
         .collect::<BTreeSet<_>>()
         .len();
-    if operators < policy.min_operators {
+    if policy.min_operators > 1 && operators < policy.min_operators {
         cross_failed = true;
         reasons.push(Reason::TooFewOperators {
             operators,
