@@ -93,8 +93,11 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
 
     let shared = Arc::new(Mutex::new(Shared::default()));
     let tickets = Arc::new(AtomicU64::new(0));
+    let snmp_start = cpu::udp_rcvbuf_errors();
     let own_start = cpu::own_cpu();
-    let server_start = config.server_pid.and_then(|p| cpu::process_cpu(p).ok());
+    let server_start = config
+        .server_pid
+        .and_then(|p| cpu::process_tree_cpu(p).ok());
     let start = Instant::now();
     let end = start + config.duration;
 
@@ -144,7 +147,9 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
     let wall = start.elapsed();
     let own = cpu::own_cpu().saturating_sub(own_start);
     let server = match (config.server_pid, server_start) {
-        (Some(pid), Some(before)) => cpu::process_cpu(pid).ok().map(|t| t.saturating_sub(before)),
+        (Some(pid), Some(before)) => cpu::process_tree_cpu(pid)
+            .ok()
+            .map(|t| t.saturating_sub(before)),
         _ => None,
     };
     let shared = std::mem::take(&mut *lock(&shared));
@@ -162,7 +167,14 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
         config.duration,
         counts,
         &shared.latency,
-        CpuWindow { wall, own, server },
+        CpuWindow {
+            wall,
+            own,
+            server,
+            udp_rcvbuf_errors: snmp_start
+                .zip(cpu::udp_rcvbuf_errors())
+                .map(|(a, b)| b.saturating_sub(a)),
+        },
     ))
 }
 

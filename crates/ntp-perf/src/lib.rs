@@ -49,7 +49,10 @@
 //! at the start and at the end of the window (the sending time plus the drain
 //! of the last replies): the generator with `getrusage(RUSAGE_SELF)`, the
 //! server (`--server-pid`) from `utime + stime` in `/proc/PID/stat` at
-//! `sysconf(_SC_CLK_TCK)` ticks (see [`cpu`]). The efficiency figure is server
+//! `sysconf(_SC_CLK_TCK)` ticks, summed over the process and its descendants
+//! (chronyd runs NTS-KE in helper processes; see [`cpu`]). The change of the
+//! kernel's UDP `RcvbufErrors` over the window is reported too, so loss in a
+//! full socket queue is told apart from a server that dropped requests. The efficiency figure is server
 //! CPU seconds per million answered requests; compare servers at the same
 //! offered rate, with the server and the generator pinned to different cores.
 //!
@@ -184,7 +187,7 @@ impl Config {
             return bad("reply timeout must be between 0 and 10 s".into());
         }
         if let Some(pid) = self.server_pid {
-            cpu::process_cpu(pid).map_err(|e| PerfError::ServerPid(pid, e.to_string()))?;
+            cpu::process_tree_cpu(pid).map_err(|e| PerfError::ServerPid(pid, e.to_string()))?;
         }
         Ok(())
     }

@@ -89,7 +89,10 @@ pub struct Report {
     pub generator_cpu_s: f64,
     /// `generator_cpu_s / window_s`, percent of one core.
     pub generator_cpu_pct: f64,
-    /// The server process measured, if any.
+    /// UDP datagrams the kernel dropped for a full receive buffer during the
+    /// window, system-wide (ours or the server's socket).
+    pub udp_rcvbuf_errors: Option<u64>,
+    /// The server process measured, if any (with its descendants).
     pub server_pid: Option<u32>,
     /// Its user + system CPU over the window, seconds.
     pub server_cpu_s: Option<f64>,
@@ -122,6 +125,7 @@ pub(crate) struct CpuWindow {
     pub wall: Duration,
     pub own: Duration,
     pub server: Option<Duration>,
+    pub udp_rcvbuf_errors: Option<u64>,
 }
 
 impl Report {
@@ -172,6 +176,7 @@ impl Report {
             window_s,
             generator_cpu_s: cpu.own.as_secs_f64(),
             generator_cpu_pct: 100.0 * cpu.own.as_secs_f64() / window_s,
+            udp_rcvbuf_errors: cpu.udp_rcvbuf_errors,
             server_pid: config.server_pid,
             server_cpu_s,
             server_cpu_pct: server_cpu_s.map(|s| 100.0 * s / window_s),
@@ -213,8 +218,13 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  kod {:?}, nts naks {}, invalid {}, unmatched {}",
-            self.kods, self.nts_naks, self.invalid, self.unmatched
+            "  kod {:?}, nts naks {}, invalid {}, unmatched {}, udp rcvbuf drops {}",
+            self.kods,
+            self.nts_naks,
+            self.invalid,
+            self.unmatched,
+            self.udp_rcvbuf_errors
+                .map_or_else(|| "-".to_string(), |n| n.to_string())
         )?;
         if self.mode != "plain" {
             writeln!(

@@ -192,8 +192,11 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
     let mut pacer = Pacer::new(config.rate, burst);
     let timeout_ns = u64::try_from(config.reply_timeout.as_nanos()).unwrap_or(u64::MAX);
 
+    let snmp_start = cpu::udp_rcvbuf_errors();
     let own_start = cpu::own_cpu();
-    let server_start = config.server_pid.and_then(|p| cpu::process_cpu(p).ok());
+    let server_start = config
+        .server_pid
+        .and_then(|p| cpu::process_tree_cpu(p).ok());
     let start = Instant::now();
     let end = start + config.duration;
     let drain_end = end + config.reply_timeout;
@@ -240,7 +243,9 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
     let wall = start.elapsed();
     let own = cpu::own_cpu().saturating_sub(own_start);
     let server = match (config.server_pid, server_start) {
-        (Some(pid), Some(before)) => cpu::process_cpu(pid).ok().map(|t| t.saturating_sub(before)),
+        (Some(pid), Some(before)) => cpu::process_tree_cpu(pid)
+            .ok()
+            .map(|t| t.saturating_sub(before)),
         _ => None,
     };
     state.counts.schedule_skipped = pacer.skipped();
@@ -250,7 +255,14 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
         config.duration,
         state.counts,
         &state.latency,
-        CpuWindow { wall, own, server },
+        CpuWindow {
+            wall,
+            own,
+            server,
+            udp_rcvbuf_errors: snmp_start
+                .zip(cpu::udp_rcvbuf_errors())
+                .map(|(a, b)| b.saturating_sub(a)),
+        },
     ))
 }
 
