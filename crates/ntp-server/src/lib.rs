@@ -129,6 +129,7 @@ fn check_config(file: &Path) -> ExitCode {
 fn serve(path: &Path) -> anyhow::Result<()> {
     let Loaded { config, warnings } = config::load(path)?;
     init_logging(&config);
+    raise_open_file_limit();
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -304,6 +305,21 @@ pub fn settings_from_config(config: &Config) -> anyhow::Result<Settings> {
         system,
         metrics_listen: config.observability.metrics_exporter_listen,
     })
+}
+
+/// Raises the soft limit on open files to the hard limit: each NTS-KE
+/// connection is a descriptor, and the usual soft limit of 1024 is far below
+/// what the connection caps allow.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::debug!(from = soft, to = hard, "raised the open-file limit"),
+            Err(e) => tracing::warn!("cannot raise the open-file limit from {soft}: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the open-file limit: {e}"),
+    }
 }
 
 fn init_logging(config: &Config) {

@@ -539,3 +539,39 @@ fn ke_slow_clients_are_timed_out_and_do_not_starve_others() {
 fn ke_fifty_slow_clients_do_not_starve_others() {
     slow_clients(50, 5.0);
 }
+
+/// Thousands of idle NTS-KE connections: the server keeps accepting (it
+/// raised its open-file limit), idle sockets hold no exchange slot, and an
+/// honest client is served at once; memory stays bounded.
+#[test]
+fn ke_thousands_of_idle_connections_do_not_block_service() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // This test process needs the descriptors too.
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    let count: usize = 3000.min(usize::try_from(hard).unwrap_or(3000).saturating_sub(200));
+    assert!(
+        count >= 2000,
+        "hard open-file limit {hard} is too low for this test"
+    );
+
+    let server = Server::start(Extra::default());
+    let rss_before = server.rss_kib();
+    let idle: Vec<TcpStream> = (0..count)
+        .map(|_| TcpStream::connect(("127.0.0.1", server.ke_port)).unwrap())
+        .collect();
+    let started = Instant::now();
+    let m = block_on(ntp_io::query("localhost", &server.options(true))).unwrap();
+    assert!(m.nts.is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let grown = server.rss_kib().saturating_sub(rss_before);
+    assert!(
+        grown < 64 * 1024,
+        "RSS grew by {grown} KiB for {count} connections"
+    );
+    drop(idle);
+}
