@@ -249,9 +249,19 @@ impl Discipline {
         self.status
     }
 
-    /// Feeds the combined offset `offset` (seconds) measured at `now`, with
-    /// the system jitter `jitter` (seconds).
-    pub fn update(&mut self, now: NtpTimestamp, offset: f64, jitter: f64) -> Option<Decision> {
+    /// Feeds the combined offset `offset` (seconds), measured by the sample
+    /// taken at local time `sample_time`, at local time `now`, with the
+    /// system jitter `jitter` (seconds). Time spans (stepout, frequency
+    /// measurement, regression) are taken between sample times, so an old
+    /// minimum-delay sample is placed where it was measured.
+    pub fn update(
+        &mut self,
+        now: NtpTimestamp,
+        sample_time: NtpTimestamp,
+        offset: f64,
+        jitter: f64,
+    ) -> Option<Decision> {
+        let t = sample_time;
         let abs = offset.abs();
         if !offset.is_finite() {
             return None;
@@ -268,12 +278,12 @@ impl Discipline {
         match self.state {
             State::Nset => {
                 if abs > step_threshold && self.config.startup_step_allowed {
-                    return Some(self.step(now, offset, true));
+                    return Some(self.step(t, offset, true));
                 }
-                self.last = Some((now, offset));
+                self.last = Some((t, offset));
                 match self.config.algorithm {
                     Algorithm::PllFll if !self.frequency_known => {
-                        self.state = State::Freq { since: now };
+                        self.state = State::Freq { since: t };
                         self.status = DisciplineStatus::MeasuringFrequency;
                         self.residual = 0.0;
                         Some(self.slew(offset))
@@ -287,12 +297,12 @@ impl Discipline {
                         self.state = State::Sync;
                         self.status = DisciplineStatus::Tracking;
                         self.samples.clear();
-                        Some(self.least_squares(now, offset))
+                        Some(self.least_squares(now, t, offset))
                     }
                 }
             }
             State::Freq { since } => {
-                let mu = now.duration_since(since).to_seconds_f64();
+                let mu = t.duration_since(since).to_seconds_f64();
                 if mu < self.config.stepout.to_seconds_f64() {
                     return None;
                 }
@@ -302,31 +312,31 @@ impl Discipline {
                 self.frequency_known = true;
                 self.state = State::Sync;
                 self.status = DisciplineStatus::Tracking;
-                self.last = Some((now, offset));
+                self.last = Some((t, offset));
                 if abs > step_threshold {
-                    return Some(self.step(now, offset, false));
+                    return Some(self.step(t, offset, false));
                 }
                 self.residual = 0.0;
                 Some(self.slew(offset))
             }
             State::Sync => {
                 if abs > step_threshold {
-                    let since = *self.spike_since.get_or_insert(now);
-                    if now.duration_since(since) < self.config.stepout {
+                    let since = *self.spike_since.get_or_insert(t);
+                    if t.duration_since(since) < self.config.stepout {
                         self.status = DisciplineStatus::StepPending { offset };
                         return None;
                     }
-                    return Some(self.step(now, offset, false));
+                    return Some(self.step(t, offset, false));
                 }
                 self.spike_since = None;
                 self.status = DisciplineStatus::Tracking;
                 let _ = jitter;
                 self.update_jitter_and_poll(offset);
                 let decision = match self.config.algorithm {
-                    Algorithm::PllFll => self.pll_fll(now, offset),
-                    Algorithm::LeastSquares => self.least_squares(now, offset),
+                    Algorithm::PllFll => self.pll_fll(t, offset),
+                    Algorithm::LeastSquares => self.least_squares(now, t, offset),
                 };
-                self.last = Some((now, offset));
+                self.last = Some((t, offset));
                 Some(decision)
             }
         }
@@ -411,16 +421,17 @@ impl Discipline {
         let denom = 4.0 * PLL_GAIN * tau;
         dfreq += offset * mu.min(tau) / (denom * denom);
         self.frequency_ppm = self.clamp_freq(self.frequency_ppm + dfreq * 1e6);
-        // The phase is amortized with time constant K·τ; over the next poll
-        // interval (≈ τ) this fraction of it is removed.
-        let fraction = 1.0 - (-1.0 / PLL_GAIN).exp();
+        // ntpd amortizes the phase with time constant K·τ until the next
+        // update; the interval since the last update stands in for the one
+        // until the next.
+        let fraction = 1.0 - (-mu / (PLL_GAIN * tau)).exp();
         let applied = offset * fraction;
         self.residual = offset - applied;
         self.slew(applied)
     }
 
-    fn least_squares(&mut self, now: NtpTimestamp, offset: f64) -> Decision {
-        self.samples.push_back((now, offset));
+    fn least_squares(&mut self, now: NtpTimestamp, t: NtpTimestamp, offset: f64) -> Decision {
+        self.samples.push_back((t, offset));
         while self.samples.len() > LS_MAX_SAMPLES {
             self.samples.pop_front();
         }
@@ -523,13 +534,13 @@ mod tests {
         for config in both() {
             let mut d = Discipline::new(config);
             assert!(matches!(
-                d.update(at(0.0), 0.5, 0.001),
+                d.update(at(0.0), at(0.0), 0.5, 0.001),
                 Some(Decision::Step { .. })
             ));
             // The PLL measures frequency first (ignores updates).
             let later = at(1000.0);
             assert!(matches!(
-                d.update(later, 0.01, 0.001),
+                d.update(later, later, 0.01, 0.001),
                 Some(Decision::Slew { .. })
             ));
         }
@@ -539,7 +550,8 @@ mod tests {
     fn small_startup_offset_is_slewed() {
         for config in both() {
             let mut d = Discipline::new(config);
-            let Some(Decision::Slew { offset, .. }) = d.update(at(0.0), 0.05, 0.001) else {
+            let Some(Decision::Slew { offset, .. }) = d.update(at(0.0), at(0.0), 0.05, 0.001)
+            else {
                 panic!("expected a slew");
             };
             assert!((offset.to_seconds_f64() - 0.05).abs() < 1e-6);
@@ -553,7 +565,7 @@ mod tests {
             ..DisciplineConfig::default()
         });
         assert!(matches!(
-            d.update(at(0.0), 0.5, 0.001),
+            d.update(at(0.0), at(0.0), 0.5, 0.001),
             Some(Decision::Slew { .. })
         ));
     }
@@ -563,18 +575,18 @@ mod tests {
         for config in both() {
             let mut d = Discipline::new(config);
             d.set_frequency_ppm(0.0);
-            assert!(d.update(at(0.0), 0.001, 0.001).is_some());
-            assert_eq!(d.update(at(64.0), 0.3, 0.001), None);
+            assert!(d.update(at(0.0), at(0.0), 0.001, 0.001).is_some());
+            assert_eq!(d.update(at(64.0), at(64.0), 0.3, 0.001), None);
             assert_eq!(d.status(), DisciplineStatus::StepPending { offset: 0.3 });
-            assert_eq!(d.update(at(500.0), 0.3, 0.001), None);
+            assert_eq!(d.update(at(500.0), at(500.0), 0.3, 0.001), None);
             // Back within threshold: the spike is forgotten.
             assert!(matches!(
-                d.update(at(600.0), 0.001, 0.001),
+                d.update(at(600.0), at(600.0), 0.001, 0.001),
                 Some(Decision::Slew { .. })
             ));
-            assert_eq!(d.update(at(700.0), 0.3, 0.001), None);
+            assert_eq!(d.update(at(700.0), at(700.0), 0.3, 0.001), None);
             assert!(matches!(
-                d.update(at(1700.0), 0.3, 0.001),
+                d.update(at(1700.0), at(1700.0), 0.3, 0.001),
                 Some(Decision::Step { .. })
             ));
         }
@@ -586,7 +598,12 @@ mod tests {
             let mut d = Discipline::new(config);
             for i in 0..5 {
                 assert_eq!(
-                    d.update(at(f64::from(i) * 64.0), 2000.0, 0.001),
+                    d.update(
+                        at(f64::from(i) * 64.0),
+                        at(f64::from(i) * 64.0),
+                        2000.0,
+                        0.001
+                    ),
                     Some(Decision::Panic {
                         offset: NtpDuration::from_seconds(2000)
                     })
@@ -599,7 +616,7 @@ mod tests {
             ..DisciplineConfig::default()
         });
         assert!(matches!(
-            d.update(at(0.0), 2000.0, 0.001),
+            d.update(at(0.0), at(0.0), 2000.0, 0.001),
             Some(Decision::Step { .. })
         ));
     }
@@ -611,7 +628,7 @@ mod tests {
         let mut phase = 0.0;
         let mut t = 0.0;
         for _ in 0..40 {
-            if let Some(Decision::Slew { offset, .. }) = d.update(at(t), phase, 1e-5) {
+            if let Some(Decision::Slew { offset, .. }) = d.update(at(t), at(t), phase, 1e-5) {
                 phase -= offset.to_seconds_f64();
             }
             t += 64.0;

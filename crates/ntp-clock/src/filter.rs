@@ -121,6 +121,27 @@ impl ClockFilter {
         self.output = None;
     }
 
+    /// The local clock was corrected at `now` by `offset` seconds (added to
+    /// it) and its frequency by `frequency_change` (s/s), which the
+    /// discipline estimated as the drift the clock had: every stored sample
+    /// is re-expressed as if that correction had always been in force,
+    /// `θᵢ −= offset + frequency_change·(tᵢ − now)`. This keeps old
+    /// minimum-delay samples consistent with the corrected clock (chrony
+    /// re-expresses its samples the same way).
+    pub fn adjust(&mut self, now: NtpTimestamp, offset: f64, frequency_change: f64) {
+        let shift = |time: NtpTimestamp| {
+            offset + frequency_change * time.duration_since(now).to_seconds_f64()
+        };
+        for s in &mut self.stages {
+            if let Some(t) = s.time {
+                s.offset -= shift(t);
+            }
+        }
+        if let Some(out) = self.output.as_mut() {
+            out.offset -= shift(out.time);
+        }
+    }
+
     /// Shifts in a dummy stage (δ = ε = MAXDISP) for a run of missed polls
     /// (RFC 5905 §13: three low bits of reach all zero).
     pub fn add_dummy(&mut self, now: NtpTimestamp) {

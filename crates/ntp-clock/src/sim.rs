@@ -412,6 +412,23 @@ pub struct Scenario {
     pub source: SourceConfig,
     /// System settings (discipline algorithm and thresholds).
     pub system: SystemConfig,
+    /// Record a [`TracePoint`] this often (seconds of true time), if set.
+    pub trace_every: Option<f64>,
+}
+
+/// A sample of the run's state, for plots and debugging.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct TracePoint {
+    /// True time, seconds.
+    pub time: f64,
+    /// Error local − true, seconds.
+    pub error: f64,
+    /// Residual frequency error, ppm.
+    pub frequency_error_ppm: f64,
+    /// System poll exponent.
+    pub poll: i8,
+    /// Synchronized at that moment.
+    pub synchronized: bool,
 }
 
 impl Scenario {
@@ -427,6 +444,7 @@ impl Scenario {
             servers: Vec::new(),
             source: SourceConfig::default(),
             system: SystemConfig::default(),
+            trace_every: None,
         }
     }
 
@@ -488,6 +506,8 @@ pub struct Report {
     pub final_frequency_error_ppm: f64,
     /// Requests sent.
     pub requests: u64,
+    /// The trace, if [`Scenario::trace_every`] was set.
+    pub trace: Vec<TracePoint>,
 }
 
 impl Report {
@@ -557,7 +577,9 @@ pub fn run(scenario: &Scenario) -> Report {
         final_error: 0.0,
         final_frequency_error_ppm: 0.0,
         requests: 0,
+        trace: Vec::new(),
     };
+    let mut next_trace = 0.0;
     let dt = 1.0;
     let mut t = 0.0;
     while t < scenario.duration {
@@ -655,6 +677,18 @@ pub fn run(scenario: &Scenario) -> Report {
         }
         clock.advance(dt, &mut rng);
         t += dt;
+        if let Some(every) = scenario.trace_every {
+            if t >= next_trace {
+                next_trace += every;
+                report.trace.push(TracePoint {
+                    time: t,
+                    error: clock.error(),
+                    frequency_error_ppm: clock.residual_frequency_ppm(),
+                    poll: system.estimate().poll,
+                    synchronized: system.estimate().sync.is_synchronized(),
+                });
+            }
+        }
         let error = clock.error().abs();
         if t >= scenario.settle {
             errors.push(error);
@@ -685,6 +719,98 @@ pub fn run(scenario: &Scenario) -> Report {
     report.final_error = clock.error().abs();
     report.final_frequency_error_ppm = clock.residual_frequency_ppm();
     report
+}
+
+/// The scenarios of docs/ACCURACY.md, by name: all start 0.5 s and 30 ppm
+/// off (except `panic`, 2000 s off) and run 4 simulated hours.
+///
+/// - `lan3`, `wan3`: three honest servers on LAN / WAN paths.
+/// - `liar1of3`, `liar2of5`: falsetickers among honest servers.
+/// - `peer_stops`: the LAN server (system peer) stops at 2 h; two WAN
+///   servers remain.
+/// - `server_steps`: one of three servers steps by 1 s at 2 h.
+/// - `panic`: the local clock is 2000 s off.
+pub fn standard_scenarios() -> Vec<(&'static str, Scenario)> {
+    let clock = ClockModel {
+        initial_offset: 0.5,
+        frequency_ppm: 30.0,
+        ..ClockModel::default()
+    };
+    let lan3 = Scenario {
+        clock,
+        ..Scenario::new(1)
+    }
+    .server(ServerModel::honest("a", 10e-6), PathModel::lan())
+    .server(ServerModel::honest("b", -15e-6), PathModel::lan())
+    .server(ServerModel::honest("c", 5e-6), PathModel::lan());
+    let wan3 = Scenario {
+        clock,
+        ..Scenario::new(2)
+    }
+    .server(ServerModel::honest("a", 50e-6), PathModel::wan(0.5e-3))
+    .server(ServerModel::honest("b", -50e-6), PathModel::wan(-0.3e-3))
+    .server(ServerModel::honest("c", 0.0), PathModel::wan(0.0));
+    let liar1of3 = Scenario {
+        clock,
+        ..Scenario::new(3)
+    }
+    .server(ServerModel::honest("a", 10e-6), PathModel::lan())
+    .server(
+        ServerModel::falseticker("liar", 0.25, 0.0),
+        PathModel::lan(),
+    )
+    .server(ServerModel::honest("c", -10e-6), PathModel::lan());
+    let liar2of5 = Scenario {
+        clock,
+        ..Scenario::new(4)
+    }
+    .server(ServerModel::honest("a", 10e-6), PathModel::lan())
+    .server(
+        ServerModel::falseticker("liar1", 0.08, 0.0),
+        PathModel::lan(),
+    )
+    .server(ServerModel::honest("c", -10e-6), PathModel::lan())
+    .server(
+        ServerModel::falseticker("liar2", -0.4, 2.0),
+        PathModel::lan(),
+    )
+    .server(ServerModel::honest("e", 0.0), PathModel::lan());
+    let peer_stops = Scenario {
+        clock,
+        ..Scenario::new(5)
+    }
+    .server(ServerModel::stops_at("a", 0.0, 7200.0), PathModel::lan())
+    .server(ServerModel::honest("b", 10e-6), PathModel::wan(0.0))
+    .server(ServerModel::honest("c", -10e-6), PathModel::wan(0.0));
+    let server_steps = Scenario {
+        clock,
+        ..Scenario::new(6)
+    }
+    .server(ServerModel::honest("a", 10e-6), PathModel::lan())
+    .server(
+        ServerModel::steps_at("stepper", 0.0, 7200.0, 1.0),
+        PathModel::lan(),
+    )
+    .server(ServerModel::honest("c", -10e-6), PathModel::lan());
+    let panic = Scenario {
+        clock: ClockModel {
+            initial_offset: 2000.0,
+            ..clock
+        },
+        ..Scenario::new(7)
+    }
+    .server(ServerModel::honest("a", 0.0), PathModel::lan())
+    .server(ServerModel::honest("b", 0.0), PathModel::lan())
+    .server(ServerModel::honest("c", 0.0), PathModel::lan());
+    vec![
+        ("lan3", lan3),
+        ("wan3", wan3),
+        ("liar1of3", liar1of3),
+        ("liar2of5", liar2of5),
+        ("peer_stops", peer_stops),
+        ("server_steps", server_steps),
+        ("panic", panic),
+    ]
 }
 
 #[cfg(test)]

@@ -412,6 +412,16 @@ impl Source {
         self.state = SourceState::Unfit(UnfitReason::NoData);
     }
 
+    /// The local clock was slewed at `now` by `offset` (added to it) and its
+    /// frequency correction changed by `frequency_change_ppm`: the stored
+    /// samples are re-expressed accordingly (see
+    /// [`ClockFilter::adjust`]). [`crate::System::update`] calls this for its
+    /// own decisions.
+    pub fn on_slew(&mut self, now: NtpTimestamp, offset: NtpDuration, frequency_change_ppm: f64) {
+        self.filter
+            .adjust(now, offset.to_seconds_f64(), frequency_change_ppm * 1e-6);
+    }
+
     pub(crate) fn set_system_poll(&mut self, poll: i8) {
         self.system_poll = poll;
     }

@@ -181,7 +181,8 @@ impl SystemEstimate {
 /// [`System::update`]`(now, &mut sources)` with *all* sources, always in the
 /// same order (indices in the estimate refer to it). Apply the returned
 /// [`Decision`] to the clock before the next call (see
-/// [`Decision::apply`]). After a [`Decision::Step`] the sources have already
+/// [`Decision::apply`]). After a [`Decision::Slew`] the sources' stored
+/// offsets have already been reduced by the slewed amount. After a [`Decision::Step`] the sources have already
 /// been reset and re-burst ([`Source::on_step`]); discard replies to
 /// requests sent before the step. Read [`System::estimate`] for status, and
 /// [`SystemEstimate::system_info`] for what a server should advertise.
@@ -351,11 +352,20 @@ impl System {
         // Discipline, only for a sample newer than the last one used.
         let newer = self.last_update.is_none_or(|t| t.is_before(out.time));
         let mut decision = None;
+        let frequency_before = self.discipline.frequency_ppm();
         if newer {
             self.last_update = Some(out.time);
+            // While the PLL/FLL measures the frequency nothing corrects the
+            // drift, so survivors' samples of different ages disagree by it:
+            // use the system peer's own sample, whose time is known.
+            let offset = if self.discipline.status() == DisciplineStatus::MeasuringFrequency {
+                out.offset
+            } else {
+                combined.offset
+            };
             decision = self
                 .discipline
-                .update(now, combined.offset, combined.jitter);
+                .update(now, out.time, offset, combined.jitter);
         }
         let sync = match self.discipline.status() {
             DisciplineStatus::Unset => SyncState::Unsynchronized {
@@ -401,6 +411,15 @@ impl System {
             truechimers: selection.truechimers.len(),
             survivors: list.len(),
         };
+        if let Some(Decision::Slew {
+            offset,
+            frequency_ppm,
+        }) = decision
+        {
+            for s in sources.iter_mut() {
+                s.on_slew(now, offset, frequency_ppm - frequency_before);
+            }
+        }
         if let Some(Decision::Step { .. }) = decision {
             for s in sources.iter_mut() {
                 s.on_step(now);
