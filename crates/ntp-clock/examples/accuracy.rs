@@ -20,7 +20,12 @@ fn main() {
             let states: Vec<String> = r
                 .sources
                 .iter()
-                .map(|x| format!("{}={:?}(x{})", x.name, x.final_state, x.falseticker_updates))
+                .map(|x| {
+                    format!(
+                        "{}={:?}(falseticker {}/{} updates)",
+                        x.name, x.final_state, x.falseticker_updates, x.updates
+                    )
+                })
                 .collect();
             println!(
                 "{name:13} seed {} | {} | final {:?} | {} | {:.0} ms",
