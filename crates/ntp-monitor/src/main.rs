@@ -1,0 +1,3 @@
+//! The `ntp-monitor` command.
+
+fn main() {}
