@@ -21,9 +21,9 @@
 //! `sendmmsg`/`recvmmsg` call moves up to [`udp::BATCH`] datagrams, so the
 //! per-packet syscall cost is amortised and the generator stays well below one
 //! core at rates the server cannot sustain. The UDP modes run on one thread:
-//! each iteration sends what the [`Pacer`] says is due (in batches, about
-//! 1 ms worth at a time), drains every socket with `recvmmsg(MSG_DONTWAIT)`,
-//! and otherwise sleeps in `poll(2)` until a reply arrives or the next tick.
+//! each iteration sends what the [`Pacer`] says is due (in batches, 250 µs
+//! worth at a time), drains every socket with `recvmmsg(MSG_DONTWAIT)`, and
+//! sleeps until the next tick (at an unlimited rate, until a reply arrives).
 //!
 //! **Matching without allocation.** Outstanding requests live in a fixed table
 //! of `--inflight` slots (rounded up to a power of two); the slot index is in
