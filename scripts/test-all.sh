@@ -21,6 +21,7 @@ command -v chronyd >/dev/null 2>&1 || [ -x /usr/sbin/chronyd ] || missing+=(chro
 command -v ntpdig >/dev/null 2>&1 || missing+=(ntpsec-ntpdig)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     step "installing ${missing[*]}"
     SUDO=""
