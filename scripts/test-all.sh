@@ -22,6 +22,7 @@ command -v ntpdig >/dev/null 2>&1 || missing+=(ntpsec-ntpdig)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 if [ "${#missing[@]}" -gt 0 ]; then
     step "installing ${missing[*]}"
     SUDO=""

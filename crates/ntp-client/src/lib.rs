@@ -1,5 +1,6 @@
-//! The `ntp-client` command line: a packet dissector today, one-shot queries
-//! and the sync daemon as the suite grows.
+//! The `ntp-client` command line: a packet dissector, one-shot queries, and
+//! the synchronisation daemon (`sync`) with its `status` and `wait-sync`
+//! companions.
 //!
 //! `main.rs` only calls [`main_with_args`]; each subcommand lives in a module
 //! of its own and returns the process exit status, so integration tests can
@@ -12,6 +13,8 @@ use clap::{Parser, Subcommand};
 
 pub mod decode;
 pub mod query;
+pub mod status;
+pub mod sync;
 
 /// Exit status for input the program cannot use (bad hex, not an NTP packet).
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -35,6 +38,14 @@ pub enum Command {
     Decode(decode::DecodeArgs),
     /// Ask a server for the time, plain or with NTS, like `sntp` or `chronyd -Q`.
     Query(query::QueryArgs),
+    /// Run the synchronisation daemon on the `[[source]]`s of a
+    /// configuration file (observe only unless the configuration says so).
+    Sync(sync::SyncArgs),
+    /// Show the running daemon's sources and combined estimate.
+    Status(status::StatusArgs),
+    /// Wait until the running daemon is synchronised within a bound: exit 0,
+    /// or 1 on timeout.
+    WaitSync(status::WaitSyncArgs),
 }
 
 /// Parses `args` and runs the subcommand; returns the process exit status.
@@ -55,5 +66,8 @@ where
     match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Query(args) => query::run(&args),
+        Command::Sync(args) => sync::run(&args),
+        Command::Status(args) => status::run_status(&args),
+        Command::WaitSync(args) => status::run_wait_sync(&args),
     }
 }

@@ -14,6 +14,9 @@
 //!   time; certificate failures are told apart from other TLS failures.
 //! - [`query`]: one-shot and repeated queries returning a [`Measurement`],
 //!   plain or NTS, with retries and re-keying when cookies run out.
+//! - [`sync`]: the synchronisation engine over many sources (`ntp-clock`'s
+//!   filter, selection and discipline), in observe mode by default (a
+//!   virtual clock; see the module docs), publishing a [`sync::Status`].
 //!
 //! Nothing here sets the system clock; it is only read.
 //!
@@ -29,6 +32,7 @@
 
 pub mod ke;
 pub mod query;
+pub mod sync;
 pub mod udp;
 
 pub use ke::{DEFAULT_KE_PORT, DEFAULT_NTP_PORT, KeError, KeOptions, KeyExchange, key_exchange};

@@ -104,6 +104,15 @@ pub struct Chronyd {
 impl Chronyd {
     /// Starts chronyd and waits until its NTS-KE port accepts connections.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// As [`Chronyd::start`]; with `Some(spec)` chronyd runs under
+    /// libfaketime with `FAKETIME=spec` (e.g. `"+2s"`: it serves time two
+    /// seconds ahead). libfaketime is preloaded directly rather than through
+    /// the `faketime` wrapper, which forks, so that dropping this stops
+    /// chronyd itself.
+    pub fn start_with(faketime: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::create(dir.path(), "chrony");
         let (ntp_port, ke_port) = (free_port(), free_port());
@@ -127,6 +136,12 @@ impl Chronyd {
         let log = std::fs::File::create(dir.path().join("chronyd.log")).unwrap();
         let mut cmd = without_clock_privilege(None, &chronyd_binary());
         cmd.arg("-x").arg("-d").arg("-f").arg(&conf_path);
+        if let Some(spec) = faketime {
+            cmd.env("LD_PRELOAD", libfaketime())
+                .env("FAKETIME", spec)
+                .env("FAKETIME_DONT_RESET", "1")
+                .env("FAKETIME_NO_CACHE", "1");
+        }
         // As root chronyd would switch to its own user, which cannot read the
         // test's key files; keep it as root (it still never touches the clock).
         if is_root() {
@@ -176,6 +191,25 @@ impl Drop for Chronyd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Where Debian installs libfaketime (package `faketime`); panics with a
+/// hint when it is missing.
+pub fn libfaketime() -> PathBuf {
+    for dir in [
+        "/usr/lib/x86_64-linux-gnu/faketime",
+        "/usr/lib/aarch64-linux-gnu/faketime",
+        "/usr/lib/faketime",
+        "/usr/local/lib/faketime",
+    ] {
+        let lib = Path::new(dir).join("libfaketime.so.1");
+        if lib.exists() {
+            return lib;
+        }
+    }
+    panic!(
+        "libfaketime is not installed; scripts/test-all.sh installs it (apt-get install faketime)"
+    );
 }
 
 /// A command for `program` (optionally inside network namespace `netns`)
