@@ -1,3 +1,5 @@
-//! The `ntp-monitor` command.
+//! The `ntp-monitor` command; everything lives in the library.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    ntp_monitor::main_with_args(std::env::args_os())
+}

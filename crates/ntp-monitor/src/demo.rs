@@ -1,0 +1,290 @@
+//! `ntp-monitor demo`: the embedded default. No configuration, no internet:
+//! two NTS servers (this suite's `ntp-server`, in-process, with a throwaway
+//! CA) and one deliberately wrong plain NTP server whose clock drifts away
+//! and snaps back every two minutes, all on loopback; the monitor checks
+//! them every 2 s and serves the dashboard.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use ntp_proto::{Header, LeapIndicator, NtpDuration, NtpShort, ReferenceId, SystemInfo};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
+use tokio::sync::watch;
+
+use crate::{config, monitor};
+
+/// Period of the wrong server's drift cycle.
+pub const DRIFT_PERIOD_S: f64 = 120.0;
+
+/// What `demo` takes from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// Dashboard address (default 127.0.0.1:8123, else any free port).
+    pub listen: Option<SocketAddr>,
+    /// Log file (default: in a temporary directory).
+    pub database: Option<PathBuf>,
+    /// Stop after this long (default: at Ctrl-C / SIGTERM).
+    pub duration: Option<Duration>,
+}
+
+/// The wrong server's offset `elapsed_s` into the demo: 5 ms for the first half of each
+/// [`DRIFT_PERIOD_S`], then a ramp to +240 ms, crossing the 100 ms
+/// threshold about 25 s into the ramp.
+pub fn drift_offset(elapsed_s: f64) -> f64 {
+    let phase = elapsed_s.rem_euclid(DRIFT_PERIOD_S);
+    let half = DRIFT_PERIOD_S / 2.0;
+    if phase < half {
+        0.005
+    } else {
+        0.005 + (phase - half) / half * 0.235
+    }
+}
+
+fn write_pki(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "ntp-monitor demo CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    let cert = params.signed_by(&key, &ca)?;
+    let (ca_path, cert_path, key_path) = (
+        dir.join("demo-ca.pem"),
+        dir.join("demo-server.pem"),
+        dir.join("demo-server.key"),
+    );
+    std::fs::write(&ca_path, ca.pem())?;
+    std::fs::write(&cert_path, cert.pem())?;
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key_path)?
+        .write_all(key.serialize_pem().as_bytes())?;
+    Ok((ca_path, cert_path, key_path))
+}
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start_nts_server(
+    cert: &Path,
+    key: &Path,
+) -> anyhow::Result<(ntp_server::run::Running, u16)> {
+    // The NTP port must be known before the start, for the NTS-KE record;
+    // retry if another program takes it in between.
+    let mut last = None;
+    for _ in 0..5 {
+        let ntp_port = free_udp_port()?;
+        let text = format!(
+            "[[server]]\nlisten = \"127.0.0.1:{ntp_port}\"\nworkers = 1\n\n\
+             [[nts-ke-server]]\nlisten = \"127.0.0.1:0\"\n\
+             certificate-chain-path = \"{}\"\nprivate-key-path = \"{}\"\nntp-port = {ntp_port}\n\n\
+             [synchronization]\nlocal-stratum = 1\nreference-id = \"DEMO\"\n",
+            cert.display(),
+            key.display()
+        );
+        let loaded = ntp_server::config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let settings = ntp_server::settings_from_config(&loaded.config)?;
+        match ntp_server::run::start(settings).await {
+            Ok(running) => {
+                let ke = running
+                    .ke_addrs
+                    .first()
+                    .map(SocketAddr::port)
+                    .context("no NTS-KE listener")?;
+                return Ok((running, ke));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start the NTS server")))
+}
+
+/// A plain NTP server on loopback whose clock is off by
+/// `offset(unix seconds)`; stops when `stop` changes.
+///
+/// # Errors
+/// The socket cannot be bound.
+pub async fn start_wrong_server(
+    offset: Arc<dyn Fn(f64) -> f64 + Send + Sync>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let addr = socket.local_addr()?;
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        loop {
+            let (n, from) = tokio::select! {
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                },
+                _ = stop.changed() => return,
+            };
+            let Some(Ok(request)) = buf.get(..n).map(Header::parse) else {
+                continue;
+            };
+            let now = SystemTime::now();
+            let unix = now
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let skew = NtpDuration::from_seconds_f64(offset(unix));
+            let t = ntp_proto::NtpTimestamp::from_unix(ntp_proto::UnixTime::from_system_time(now))
+                + skew;
+            let system = SystemInfo {
+                leap: LeapIndicator::NoWarning,
+                stratum: 1,
+                precision: -20,
+                root_delay: NtpShort::from_seconds_f64(0.0),
+                root_dispersion: NtpShort::from_seconds_f64(0.0005),
+                reference_id: ReferenceId::from_ascii("DRFT")
+                    .unwrap_or(ReferenceId::from_bytes(*b"DRFT")),
+                reference_timestamp: t,
+            };
+            let reply = Header::server_response(&request, &system, t, t);
+            let _ = socket.send_to(&reply.to_bytes(), from).await;
+        }
+    });
+    Ok((addr, task))
+}
+
+/// The monitor configuration of the demo, for servers at these ports.
+pub fn demo_config(
+    ca: &Path,
+    ke_a: u16,
+    ke_b: u16,
+    wrong: SocketAddr,
+    database: &Path,
+    listen: SocketAddr,
+) -> String {
+    format!(
+        r#"# ntp-monitor demo: two NTS servers and one that drifts away.
+[[source]]
+name = "nts-a"
+mode = "nts"
+address = "127.0.0.1:{ke_a}"
+operator = "Demo Lab A"
+certificate-authority = "{ca}"
+
+[[source]]
+name = "nts-b"
+mode = "nts"
+address = "127.0.0.1:{ke_b}"
+operator = "Demo Lab B"
+certificate-authority = "{ca}"
+
+[[source]]
+name = "drifter"
+mode = "server"
+address = "{wrong}"
+operator = "Demo Lab C (deliberately wrong)"
+
+[policy]
+mode = "check-all"
+max-offset-ms = 100
+retries = 1
+retry-interval-ms = 200
+interval-s = 2
+hold-after = 2
+release-after = 3
+lease-s = 10
+
+[monitor]
+database = "{db}"
+http-listen = "{listen}"
+retention-days = 365
+query-timeout-ms = 500
+"#,
+        ca = ca.display(),
+        db = database.display(),
+    )
+}
+
+/// Runs the demo until a signal (or `duration`).
+///
+/// # Errors
+/// A server or the monitor cannot start.
+pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::Builder::new()
+        .prefix("ntp-monitor-demo")
+        .tempdir()?;
+    let (ca, cert, key) = write_pki(dir.path())?;
+    let (server_a, ke_a) = start_nts_server(&cert, &key).await?;
+    let (server_b, ke_b) = start_nts_server(&cert, &key).await?;
+    let (stop, stop_rx) = watch::channel(false);
+    // The drift cycle starts with the demo: a minute of good time first.
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let (wrong, wrong_task) =
+        start_wrong_server(Arc::new(move |t| drift_offset(t - start)), stop_rx).await?;
+    let listen = match options.listen {
+        Some(l) => l,
+        None => {
+            let preferred = SocketAddr::from(([127, 0, 0, 1], 8123));
+            if std::net::TcpListener::bind(preferred).is_ok() {
+                preferred
+            } else {
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            }
+        }
+    };
+    let database = options
+        .database
+        .clone()
+        .unwrap_or_else(|| dir.path().join("ntp-monitor-demo.sqlite"));
+    let text = demo_config(&ca, ke_a, ke_b, wrong, &database, listen);
+    let config = config::parse(&text, dir.path()).context("the demo configuration")?;
+    let running = monitor::start(config).await?;
+    println!(
+        "ntp-monitor demo: dashboard at http://{}/  (health: /health, metrics: /metrics; Ctrl-C stops)",
+        running.http_addr
+    );
+    println!(
+        "  nts-a: NTS via 127.0.0.1:{ke_a}, nts-b: NTS via 127.0.0.1:{ke_b}, drifter: plain NTP at {wrong}, off by up to +240 ms every {DRIFT_PERIOD_S} s"
+    );
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    match options.duration {
+        Some(d) => {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                r = crate::signalled() => r?,
+            }
+        }
+        None => crate::signalled().await?,
+    }
+    running.stop().await;
+    let _ = stop.send(true);
+    let _ = wrong_task.await;
+    server_a.stop().await;
+    server_b.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_shape() {
+        assert!((drift_offset(10.0) - 0.005).abs() < 1e-9);
+        assert!(drift_offset(60.0 + 30.0) > 0.1);
+        assert!(drift_offset(60.0 + 20.0) < 0.1);
+        assert!(drift_offset(119.9) < 0.241);
+    }
+}

@@ -1,0 +1,571 @@
+//! The transaction log: every check, verdict and alert in SQLite.
+//!
+//! The database runs in WAL mode with `synchronous = FULL`: each insert is
+//! its own transaction, and a transaction that returned is on disk, so a
+//! `kill -9` (or a power cut) loses no committed check. Readers (the HTTP
+//! API, `export`) use their own connections and never block the writer.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ntp_policy::{Alert, UnixMs, Verdict};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS checks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    address TEXT NOT NULL,
+    server TEXT,
+    nts INTEGER NOT NULL,
+    version INTEGER,
+    stratum INTEGER,
+    refid TEXT,
+    precision INTEGER,
+    leap INTEGER,
+    offset_s REAL,
+    delay_s REAL,
+    dispersion_s REAL,
+    jitter_s REAL,
+    root_delay_s REAL,
+    root_dispersion_s REAL,
+    result TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    diagnostic TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checks_at ON checks (at_ms);
+CREATE TABLE IF NOT EXISTS verdicts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    round INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    valid_until_ms INTEGER NOT NULL,
+    reasons TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verdicts_at ON verdicts (at_ms);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT,
+    message TEXT NOT NULL,
+    figures TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at_ms);
+";
+
+/// One logged check attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct CheckRecord {
+    /// Row id (assigned on insert; 0 before).
+    pub id: i64,
+    /// When the attempt was made, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// The round it belongs to.
+    pub round: i64,
+    /// Attempt number within the round for this source, from 1.
+    pub attempt: i64,
+    /// The source's configured name.
+    pub source: String,
+    /// Its operator label.
+    pub operator: String,
+    /// The configured address.
+    pub address: String,
+    /// The NTP server address that answered (after NTS-KE), if known.
+    pub server: Option<String>,
+    /// Whether the attempt used NTS.
+    pub nts: bool,
+    /// NTP version of the exchange.
+    pub version: Option<i64>,
+    /// Stratum of the reply.
+    pub stratum: Option<i64>,
+    /// Reference id of the reply, as text.
+    pub refid: Option<String>,
+    /// Server precision, log₂ s.
+    pub precision: Option<i64>,
+    /// Leap indicator, 0–3.
+    pub leap: Option<i64>,
+    /// Offset θ, seconds.
+    pub offset_s: Option<f64>,
+    /// Delay δ, seconds.
+    pub delay_s: Option<f64>,
+    /// Sample dispersion ε (server precision + 15 ppm × delay), seconds.
+    pub dispersion_s: Option<f64>,
+    /// Jitter over the source's recent samples, seconds.
+    pub jitter_s: Option<f64>,
+    /// Root delay, seconds.
+    pub root_delay_s: Option<f64>,
+    /// Root dispersion, seconds.
+    pub root_dispersion_s: Option<f64>,
+    /// `pass`, or why not: a policy reason code (`offset-exceeded`, …) or a
+    /// failure code (`timeout`, `nts-ke-failed`, …).
+    pub result: String,
+    /// Whether the attempt passed the policy.
+    pub passed: bool,
+    /// A sentence for humans.
+    pub diagnostic: String,
+}
+
+/// One logged verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerdictRecord {
+    /// The round.
+    pub round: i64,
+    /// Issued at, ms.
+    pub at_ms: i64,
+    /// TRUSTED, DEGRADED or UNTRUSTED.
+    pub state: String,
+    /// The round outcome: passed, degraded or failed.
+    pub outcome: String,
+    /// End of the lease, ms.
+    pub valid_until_ms: i64,
+    /// The reasons, as JSON `[{"code", "message"}]`.
+    pub reasons: serde_json::Value,
+}
+
+/// One logged alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRecord {
+    /// Row id.
+    pub id: i64,
+    /// When, ms.
+    pub at_ms: i64,
+    /// The code, e.g. `NTP_THRESHOLD_REACHED`.
+    pub kind: String,
+    /// The source, for source alerts.
+    pub source: Option<String>,
+    /// The sentence.
+    pub message: String,
+    /// The figures, as a JSON object.
+    pub figures: serde_json::Value,
+}
+
+/// One bucket of a chart series for one source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesPoint {
+    /// Bucket start, ms.
+    pub t: i64,
+    /// The source.
+    pub source: String,
+    /// Mean offset of the samples, seconds.
+    pub offset_s: Option<f64>,
+    /// Mean delay, seconds.
+    pub delay_s: Option<f64>,
+    /// Mean jitter, seconds.
+    pub jitter_s: Option<f64>,
+    /// Attempts that passed.
+    pub passed: i64,
+    /// Attempts that failed.
+    pub failed: i64,
+}
+
+/// The log, open for writing.
+pub struct Store {
+    conn: Connection,
+}
+
+fn to_i64(t: UnixMs) -> i64 {
+    i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Opens the log read-only, for the API and export (the monitor must have
+/// created it).
+///
+/// # Errors
+/// A missing or unreadable database.
+pub fn open_reader(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open the log {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the log at `path`, in WAL mode with
+    /// `synchronous = FULL`.
+    ///
+    /// # Errors
+    /// The database cannot be opened or its schema created.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("cannot open the log {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            anyhow::bail!("{}: cannot switch to WAL (got {mode})", path.display());
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(SCHEMA)
+            .with_context(|| format!("creating the schema in {}", path.display()))?;
+        Ok(Self { conn })
+    }
+
+    /// The number the next round should get: one more than any logged.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn next_round(&self) -> anyhow::Result<i64> {
+        let max: Option<i64> = self.conn.query_row(
+            "SELECT MAX(r) FROM (SELECT MAX(round) AS r FROM checks UNION ALL SELECT MAX(round) FROM verdicts)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(max.unwrap_or(0) + 1)
+    }
+
+    /// Logs a check; returns its row id.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn insert_check(&self, c: &CheckRecord) -> anyhow::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO checks (at_ms, round, attempt, source, operator, address, server, nts, version, stratum, refid, precision, leap, offset_s, delay_s, dispersion_s, jitter_s, root_delay_s, root_dispersion_s, result, passed, diagnostic)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+            params![
+                c.at_ms, c.round, c.attempt, c.source, c.operator, c.address, c.server, c.nts,
+                c.version, c.stratum, c.refid, c.precision, c.leap, c.offset_s, c.delay_s,
+                c.dispersion_s, c.jitter_s, c.root_delay_s, c.root_dispersion_s, c.result,
+                c.passed, c.diagnostic
+            ],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Logs a verdict of round `round` with the round's outcome.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn insert_verdict(&self, round: i64, v: &Verdict, outcome: &str) -> anyhow::Result<()> {
+        let reasons: Vec<serde_json::Value> = v
+            .reasons
+            .iter()
+            .map(|r| serde_json::json!({"code": r.code(), "message": r.to_string()}))
+            .collect();
+        self.conn.execute(
+            "INSERT INTO verdicts (round, at_ms, state, outcome, valid_until_ms, reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                round,
+                to_i64(v.issued_at),
+                v.state.as_str(),
+                outcome,
+                to_i64(v.valid_until),
+                serde_json::Value::from(reasons).to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Logs an alert.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn insert_alert(&self, a: &Alert) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO alerts (at_ms, kind, source, message, figures) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                to_i64(a.at),
+                a.kind.as_str(),
+                a.source,
+                a.message,
+                figures_json(a).to_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes checks, verdicts and alerts older than `before`; returns the
+    /// number of rows deleted.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn prune(&self, before: UnixMs) -> anyhow::Result<usize> {
+        let t = to_i64(before);
+        let mut n = 0;
+        for table in ["checks", "verdicts", "alerts"] {
+            n += self
+                .conn
+                .execute(&format!("DELETE FROM {table} WHERE at_ms < ?1"), [t])?;
+        }
+        Ok(n)
+    }
+
+    /// The connection, for reads in tests and tools.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// An alert's figures as a JSON object.
+pub fn figures_json(a: &Alert) -> serde_json::Value {
+    let map: serde_json::Map<String, serde_json::Value> = a
+        .figures
+        .iter()
+        .map(|f| (f.name.to_string(), serde_json::json!(f.value)))
+        .collect();
+    serde_json::Value::Object(map)
+}
+
+fn check_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckRecord> {
+    Ok(CheckRecord {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        round: r.get(2)?,
+        attempt: r.get(3)?,
+        source: r.get(4)?,
+        operator: r.get(5)?,
+        address: r.get(6)?,
+        server: r.get(7)?,
+        nts: r.get(8)?,
+        version: r.get(9)?,
+        stratum: r.get(10)?,
+        refid: r.get(11)?,
+        precision: r.get(12)?,
+        leap: r.get(13)?,
+        offset_s: r.get(14)?,
+        delay_s: r.get(15)?,
+        dispersion_s: r.get(16)?,
+        jitter_s: r.get(17)?,
+        root_delay_s: r.get(18)?,
+        root_dispersion_s: r.get(19)?,
+        result: r.get(20)?,
+        passed: r.get(21)?,
+        diagnostic: r.get(22)?,
+    })
+}
+
+const CHECK_COLUMNS: &str = "id, at_ms, round, attempt, source, operator, address, server, nts, version, stratum, refid, precision, leap, offset_s, delay_s, dispersion_s, jitter_s, root_delay_s, root_dispersion_s, result, passed, diagnostic";
+
+/// Checks with `from <= at_ms < to`, in log order, passed one at a time to
+/// `each`.
+///
+/// # Errors
+/// A database error, or the first error of `each`.
+pub fn for_each_check(
+    conn: &Connection,
+    from: UnixMs,
+    to: UnixMs,
+    mut each: impl FnMut(CheckRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {CHECK_COLUMNS} FROM checks WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([to_i64(from), to_i64(to)], check_from_row)?;
+    for row in rows {
+        each(row?)?;
+    }
+    Ok(())
+}
+
+/// The last `limit` checks (newest first).
+///
+/// # Errors
+/// A database error.
+pub fn recent_checks(conn: &Connection, limit: u32) -> anyhow::Result<Vec<CheckRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {CHECK_COLUMNS} FROM checks ORDER BY id DESC LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit], check_from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Chart data: per source and bucket of `bucket_ms`, the mean offset,
+/// delay and jitter of the samples and the pass/fail counts.
+///
+/// # Errors
+/// A database error.
+pub fn series(
+    conn: &Connection,
+    from: UnixMs,
+    to: UnixMs,
+    bucket_ms: i64,
+) -> anyhow::Result<Vec<SeriesPoint>> {
+    let bucket = bucket_ms.max(1);
+    let mut stmt = conn.prepare(
+        "SELECT (at_ms / ?3) * ?3 AS t, source, AVG(offset_s), AVG(delay_s), AVG(jitter_s),
+                SUM(passed), SUM(1 - passed)
+         FROM checks WHERE at_ms >= ?1 AND at_ms < ?2
+         GROUP BY t, source ORDER BY t, source",
+    )?;
+    let rows = stmt.query_map(params![to_i64(from), to_i64(to), bucket], |r| {
+        Ok(SeriesPoint {
+            t: r.get(0)?,
+            source: r.get(1)?,
+            offset_s: r.get(2)?,
+            delay_s: r.get(3)?,
+            jitter_s: r.get(4)?,
+            passed: r.get(5)?,
+            failed: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Alerts with `from <= at_ms < to`, oldest first, at most `limit`.
+///
+/// # Errors
+/// A database error.
+pub fn alerts(
+    conn: &Connection,
+    from: UnixMs,
+    to: UnixMs,
+    limit: u32,
+) -> anyhow::Result<Vec<AlertRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, at_ms, kind, source, message, figures FROM alerts
+         WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY at_ms DESC, id DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![to_i64(from), to_i64(to), limit], |r| {
+        let figures: String = r.get(5)?;
+        Ok(AlertRecord {
+            id: r.get(0)?,
+            at_ms: r.get(1)?,
+            kind: r.get(2)?,
+            source: r.get(3)?,
+            message: r.get(4)?,
+            figures: serde_json::from_str(&figures).unwrap_or(serde_json::Value::Null),
+        })
+    })?;
+    let mut v: Vec<AlertRecord> = rows.collect::<Result<_, _>>()?;
+    v.reverse();
+    Ok(v)
+}
+
+/// Verdict changes with `from <= at_ms < to`: the verdict in force at
+/// `from` (if any) and every verdict whose state differs from the one
+/// before, oldest first, at most `limit`.
+///
+/// # Errors
+/// A database error.
+pub fn verdict_changes(
+    conn: &Connection,
+    from: UnixMs,
+    to: UnixMs,
+    limit: u32,
+) -> anyhow::Result<Vec<VerdictRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT round, at_ms, state, outcome, valid_until_ms, reasons FROM (
+             SELECT *, LAG(state) OVER (ORDER BY id) AS prev FROM verdicts
+             WHERE id >= COALESCE((SELECT MAX(id) FROM verdicts WHERE at_ms < ?1), 0)
+         ) WHERE at_ms < ?2 AND (prev IS NULL OR prev <> state)
+         ORDER BY at_ms LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![to_i64(from), to_i64(to), limit], |r| {
+        let reasons: String = r.get(5)?;
+        Ok(VerdictRecord {
+            round: r.get(0)?,
+            at_ms: r.get(1)?,
+            state: r.get(2)?,
+            outcome: r.get(3)?,
+            valid_until_ms: r.get(4)?,
+            reasons: serde_json::from_str(&reasons).unwrap_or(serde_json::Value::Null),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The latest verdict, if any.
+///
+/// # Errors
+/// A database error.
+pub fn last_verdict(conn: &Connection) -> anyhow::Result<Option<VerdictRecord>> {
+    Ok(conn
+        .query_row(
+            "SELECT round, at_ms, state, outcome, valid_until_ms, reasons FROM verdicts ORDER BY id DESC LIMIT 1",
+            [],
+            |r| {
+                let reasons: String = r.get(5)?;
+                Ok(VerdictRecord {
+                    round: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    state: r.get(2)?,
+                    outcome: r.get(3)?,
+                    valid_until_ms: r.get(4)?,
+                    reasons: serde_json::from_str(&reasons).unwrap_or(serde_json::Value::Null),
+                })
+            },
+        )
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ntp_policy::{AlertKind, Figure, VerdictState};
+
+    fn check(at: i64, source: &str, passed: bool) -> CheckRecord {
+        CheckRecord {
+            at_ms: at,
+            round: 1,
+            attempt: 1,
+            source: source.into(),
+            operator: "op".into(),
+            address: "a".into(),
+            offset_s: Some(0.001),
+            result: if passed { "pass" } else { "timeout" }.into(),
+            passed,
+            diagnostic: "d, \"q\"".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn insert_query_prune() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sqlite");
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.next_round().unwrap(), 1);
+        for i in 0..10 {
+            store
+                .insert_check(&check(1000 * i, "a", i % 3 != 0))
+                .unwrap();
+        }
+        assert_eq!(store.next_round().unwrap(), 2);
+        let v = Verdict {
+            state: VerdictState::Trusted,
+            reasons: vec![],
+            issued_at: UnixMs(5000),
+            valid_until: UnixMs(65000),
+        };
+        store.insert_verdict(1, &v, "passed").unwrap();
+        store
+            .insert_alert(&Alert {
+                kind: AlertKind::NtpThresholdReached,
+                source: Some("a".into()),
+                figures: vec![Figure::new("offset_s", 0.25)],
+                message: "m".into(),
+                at: UnixMs(6000),
+            })
+            .unwrap();
+
+        let r = open_reader(&path).unwrap();
+        let mut all = Vec::new();
+        for_each_check(&r, UnixMs(2000), UnixMs(6000), |c| {
+            all.push(c);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0].diagnostic, "d, \"q\"");
+        let s = series(&r, UnixMs(0), UnixMs(10_000), 5000).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].passed + s[0].failed, 5);
+        let a = alerts(&r, UnixMs(0), UnixMs(10_000), 10).unwrap();
+        assert_eq!(a[0].figures["offset_s"], 0.25);
+        let vc = verdict_changes(&r, UnixMs(0), UnixMs(10_000), 10).unwrap();
+        assert_eq!(vc.len(), 1);
+        assert_eq!(last_verdict(&r).unwrap().unwrap().state, "TRUSTED");
+        assert_eq!(store.prune(UnixMs(5500)).unwrap(), 6 + 1);
+        assert_eq!(recent_checks(&r, 100).unwrap().len(), 4);
+    }
+}
