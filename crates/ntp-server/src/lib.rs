@@ -13,7 +13,10 @@
 //!   exchanges, exchange time and request size; certificates reload on SIGHUP.
 //! - [`keys`]: cookie master keys — random and persisted (0600), or derived
 //!   from a fleet secret — rotated on a timer.
-//! - [`system`]: what the server says about its clock (local-reference mode).
+//! - [`system`]: what the server says about its clock: a local reference, or
+//!   (with `[[source]]`s) what the sync engine of `ntp-io` finds upstream,
+//!   "unsynchronised" until that is trustworthy. The server never steers the
+//!   clock.
 //! - [`http`]: the Prometheus endpoint.
 //! - [`config`]: the TOML configuration, compatible with ntpd-rs server
 //!   configs, with errors that name the key and the line.
@@ -198,11 +201,24 @@ pub fn drop_privileges(process: &config::ProcessConfig) -> anyhow::Result<()> {
 /// Unreadable certificates or key files, an unusable fleet secret, or a
 /// policy the core cannot express.
 pub fn settings_from_config(config: &Config) -> anyhow::Result<Settings> {
-    let system = Arc::new(SystemState::local(
-        config.synchronization.local_stratum,
-        ReferenceId::from_bytes(config.synchronization.reference_id),
-        config.server_clock.precision,
-    ));
+    let reference_id = ReferenceId::from_bytes(config.synchronization.reference_id);
+    let (system, engine) = if config.sources.is_empty() {
+        let system = SystemState::local(
+            config.synchronization.local_stratum,
+            reference_id,
+            config.server_clock.precision,
+        );
+        (Arc::new(system), None)
+    } else {
+        let system = SystemState::upstream(
+            config.synchronization.local_stratum,
+            reference_id,
+            config.server_clock.precision,
+            config.synchronization.max_offset,
+        );
+        let engine = engine_config(config, system.precision());
+        (Arc::new(system), Some(engine))
+    };
     let source = match config.keyset.source() {
         ConfigKeySource::Random => KeySource::Random { path: None },
         ConfigKeySource::Stored(path) => KeySource::Random {
@@ -304,7 +320,49 @@ pub fn settings_from_config(config: &Config) -> anyhow::Result<Settings> {
         keys,
         system,
         metrics_listen: config.observability.metrics_exporter_listen,
+        engine,
     })
+}
+
+/// The sync engine's configuration from `[[source]]` and `[synchronization]`.
+pub fn engine_config(config: &Config, precision: i8) -> ntp_io::sync::EngineConfig {
+    use ntp_io::sync::{EngineConfig, SourceMode, SourceSpec};
+    let sync = &config.synchronization;
+    let source = ntp_clock::SourceConfig {
+        min_poll: sync.min_poll,
+        max_poll: sync.max_poll,
+        ..ntp_clock::SourceConfig::default()
+    };
+    let system = ntp_clock::SystemConfig {
+        discipline: ntp_clock::DisciplineConfig {
+            min_poll: sync.min_poll,
+            max_poll: sync.max_poll,
+            ..ntp_clock::DisciplineConfig::default()
+        },
+        acquire_wait: ntp_proto::NtpDuration::from_seconds_f64(sync.acquire_wait.as_secs_f64()),
+        ..ntp_clock::SystemConfig::default()
+    };
+    let sources = config
+        .sources
+        .iter()
+        .map(|s| SourceSpec {
+            mode: match s.mode {
+                config::SourceMode::Server => SourceMode::Server,
+                config::SourceMode::Nts => SourceMode::Nts,
+                config::SourceMode::Pool => SourceMode::Pool,
+            },
+            address: s.address.clone(),
+            ca_file: s.certificate_authority.as_ref().map(|p| p.path.clone()),
+            count: s.count,
+        })
+        .collect();
+    EngineConfig {
+        sources,
+        source,
+        system,
+        precision,
+        ..EngineConfig::default()
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit: each NTS-KE

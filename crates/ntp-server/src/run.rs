@@ -60,6 +60,9 @@ pub struct Settings {
     pub system: Arc<SystemState>,
     /// Prometheus endpoint, if any.
     pub metrics_listen: Option<SocketAddr>,
+    /// The sync engine for `[[source]]` upstreams (observe mode: the OS clock
+    /// is never steered); `None` in local-reference mode.
+    pub engine: Option<ntp_io::sync::EngineConfig>,
 }
 
 /// Bridges the UDP workers to a [`ServerCore`].
@@ -110,6 +113,13 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     tls: Vec<Arc<TlsReloader>>,
     keys: Arc<KeyStore>,
+    engine: Option<Engine>,
+}
+
+/// The sync engine's thread and how to stop it.
+struct Engine {
+    shutdown: watch::Sender<bool>,
+    thread: std::thread::JoinHandle<Result<(), ntp_io::sync::EngineError>>,
 }
 
 /// Binds every listener and starts serving. Must run inside a tokio runtime.
@@ -175,6 +185,45 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )));
     }
 
+    // Upstreams: the engine on a thread of its own; the system variables
+    // follow every status it publishes.
+    let mut engine = None;
+    if let Some(config) = settings.engine {
+        let (status_tx, mut status_rx) = watch::channel(ntp_io::sync::Status::default());
+        let (engine_shutdown, engine_stop) = watch::channel(false);
+        tracing::info!(
+            sources = config.sources.len(),
+            "following upstream sources (the clock is not steered)"
+        );
+        let thread = ntp_io::sync::spawn_thread(
+            config,
+            ntp_io::sync::ObserveClock::new(),
+            status_tx,
+            engine_stop,
+        )
+        .context("cannot start the sync engine")?;
+        engine = Some(Engine {
+            shutdown: engine_shutdown,
+            thread,
+        });
+        let (system, mut stop) = (settings.system.clone(), shutdown_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = status_rx.changed() => {
+                        if changed.is_err() {
+                            tracing::error!("the sync engine stopped");
+                            return;
+                        }
+                        let status = status_rx.borrow_and_update().clone();
+                        system.follow(&status);
+                    }
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+    }
+
     // Timers: key rotation and the reference-time refresh.
     {
         let (keys, system, mut stop) = (
@@ -208,6 +257,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tasks,
         tls: settings.ke.iter().map(|l| l.tls.clone()).collect(),
         keys: settings.keys,
+        engine,
     })
 }
 
@@ -248,6 +298,14 @@ impl Running {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        if let Some(engine) = self.engine {
+            let _ = engine.shutdown.send(true);
+            match tokio::task::spawn_blocking(move || engine.thread.join()).await {
+                Ok(Ok(Err(e))) => tracing::error!("sync engine: {e}"),
+                Ok(Err(_)) => tracing::error!("the sync engine panicked"),
+                _ => {}
+            }
         }
         // Blocking joins, off the async threads.
         let udp = self.udp;

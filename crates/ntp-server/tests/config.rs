@@ -68,12 +68,11 @@ fn ntpd_rs_nts_server_example_loads() {
         named.contains(&(Some("startup-step-panic-threshold"), 19)),
         "{named:?}"
     );
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w.kind == WarningKind::SourceIgnored && w.line() == Some(7))
-    );
+    // The [[source]] at line 7 is used: the server follows it.
+    assert_eq!(loaded.config.sources.len(), 1);
+    assert_eq!(loaded.config.sources[0].line, 7);
+    assert_eq!(loaded.config.sources[0].mode, config::SourceMode::Pool);
+    assert_eq!(loaded.config.sources[0].count, 4);
     // No [keyset]: keys are not persisted.
     assert!(
         loaded
@@ -88,15 +87,10 @@ fn ntpd_rs_client_configs_load_once_they_serve() {
     // Client-only ntpd-rs configurations have nothing to serve...
     for text in [NTPD_RS_NTS_CLIENT, NTPD_RS_DEFAULT] {
         assert!(matches!(err(text).kind, ConfigErrorKind::NothingToServe));
-        // ...and load as soon as they do: the sources are warned, not refused.
+        // ...and load as soon as they do: the sources become the server's upstreams.
         let combined = format!("{text}\n[[server]]\nlisten = \"[::]:123\"\n");
         let loaded = config::parse(&combined).unwrap();
-        assert!(
-            loaded
-                .warnings
-                .iter()
-                .any(|w| w.kind == WarningKind::SourceIgnored)
-        );
+        assert!(!loaded.config.sources.is_empty());
     }
 }
 

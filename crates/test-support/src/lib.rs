@@ -113,9 +113,19 @@ impl Chronyd {
     /// the `faketime` wrapper, which forks, so that dropping this stops
     /// chronyd itself.
     pub fn start_with(faketime: Option<&str>) -> Self {
+        Self::start_inner(faketime, (free_port(), free_port()))
+    }
+
+    /// As [`Chronyd::start`], on NTP and NTS-KE ports chosen by the test
+    /// (e.g. reserved with [`free_port`] before a client that uses them
+    /// starts).
+    pub fn start_on(ntp_port: u16, ke_port: u16) -> Self {
+        Self::start_inner(None, (ntp_port, ke_port))
+    }
+
+    fn start_inner(faketime: Option<&str>, (ntp_port, ke_port): (u16, u16)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::create(dir.path(), "chrony");
-        let (ntp_port, ke_port) = (free_port(), free_port());
         let d = dir.path().display();
         let conf = format!(
             "pidfile {d}/chronyd.pid\n\

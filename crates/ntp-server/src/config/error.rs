@@ -275,8 +275,9 @@ pub enum WarningKind {
         /// Why it is ignored.
         reason: &'static str,
     },
-    /// A `[[source]]` table: ntpd-rs client sources.
-    #[error("[[source]] ignored: sources are not used by ntp-server yet")]
+    /// No longer emitted: `[[source]]` tables are used (kept so that code matching
+    /// on it still compiles).
+    #[error("[[source]] ignored")]
     SourceIgnored,
     /// NTPv5 (an ntpd-rs draft feature) in `accept-ntp-versions`.
     #[error(

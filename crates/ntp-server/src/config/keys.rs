@@ -43,7 +43,8 @@ const fn ours(name: &'static str) -> Key {
     }
 }
 
-const NO_SYNC: &str = "clock synchronisation is not implemented by ntp-server yet";
+const NO_SYNC: &str = "ntp-server follows its sources but never steers the clock";
+const NO_SOURCE_DEFAULTS: &str = "ntp-server takes min-poll and max-poll from [synchronization]";
 const NO_POOL: &str = "NTS pool support is not implemented by ntp-server";
 const NO_OBSERVE: &str = "ntp-server has no observation socket (use metrics-exporter-listen)";
 const NO_LOG_FILE: &str = "ntp-server logs to stderr (use the service manager's journal)";
@@ -56,11 +57,24 @@ pub(crate) const TOP: &[Key] = &[
     implemented("synchronization"),
     implemented("keyset"),
     implemented("observability"),
-    warned("source", "sources are not used by ntp-server yet"),
-    warned("source-defaults", "sources are not used by ntp-server yet"),
+    implemented("source"),
+    warned("source-defaults", NO_SOURCE_DEFAULTS),
     warned("clock", NO_CLOCK),
     ours("server-clock"),
     ours("process"),
+];
+
+/// `[[source]]`.
+pub(crate) const SOURCE: &[Key] = &[
+    implemented("mode"),
+    implemented("address"),
+    implemented("certificate-authority"),
+    implemented("count"),
+    warned(
+        "ntp-version",
+        "ntp-server always queries its sources with NTPv4",
+    ),
+    warned("ignore", "ntp-server does not filter pool addresses"),
 ];
 
 /// `[process]` (ours).
@@ -106,6 +120,10 @@ pub(crate) const SYNCHRONIZATION: &[Key] = &[
     warned("startup-step-panic-threshold", NO_SYNC),
     warned("accumulated-step-panic-threshold", NO_SYNC),
     warned("warn-on-jump", NO_SYNC),
+    ours("min-poll"),
+    ours("max-poll"),
+    ours("acquire-wait"),
+    ours("max-offset-ms"),
     // A table of its own: its keys are checked against ALGORITHM.
     implemented("algorithm"),
 ];
@@ -140,14 +158,8 @@ pub(crate) const ALGORITHM: &[Key] = &[
 
 /// `[source-defaults]`: every key is warned.
 pub(crate) const SOURCE_DEFAULTS: &[Key] = &[
-    warned(
-        "poll-interval-limits",
-        "sources are not used by ntp-server yet",
-    ),
-    warned(
-        "initial-poll-interval",
-        "sources are not used by ntp-server yet",
-    ),
+    warned("poll-interval-limits", NO_SOURCE_DEFAULTS),
+    warned("initial-poll-interval", NO_SOURCE_DEFAULTS),
 ];
 
 /// `[keyset]`.
@@ -187,6 +199,7 @@ pub(crate) const ALL: &[(&str, &[Key])] = &[
     ("[[server]]", SERVER),
     ("allowlist/denylist", FILTER),
     ("[[nts-ke-server]]", NTS_KE_SERVER),
+    ("[[source]]", SOURCE),
     ("[synchronization]", SYNCHRONIZATION),
     ("[synchronization.algorithm]", ALGORITHM),
     ("[source-defaults]", SOURCE_DEFAULTS),

@@ -3,7 +3,7 @@
 //! An ntpd-rs (1.9) server configuration works unchanged: operators switch by changing
 //! the binary. Every key of ntpd-rs's `ntp.toml(5)` is known here. The keys this server
 //! implements are read and checked; the ones it does not implement (clock
-//! synchronisation, sources, NTS pools, the observation socket, log files) load and are
+//! steering, NTS pools, the observation socket, log files) load and are
 //! each named in a [`Warning`] with its line. A key nobody knows is a [`ConfigError`]
 //! naming the key, its section and its line, with a "did you mean" when one is close:
 //!
@@ -70,6 +70,12 @@
 //! log-level = "info"
 //! metrics-exporter-listen = "127.0.0.1:9975"   # Prometheus /metrics (unset = off)
 //!
+//! ## Upstreams, as ntpd-rs writes them: the server advertises stratum, reference
+//! ## id, leap and root distance from them (and "unsynchronised" until they agree).
+//! [[source]]
+//! mode = "server"                      # "server" | "nts" | "pool"
+//! address = "ntp.example.com:123"
+//!
 //! ## Ours: facts about the local clock.
 //! [server-clock]
 //! precision = -20                      # log2 seconds (default: measured)
@@ -80,6 +86,7 @@
 //! assert_eq!(config.servers[0].listen, "0.0.0.0:123".parse()?);
 //! assert_eq!(config.nts_ke_servers[0].max_request_bytes, 1024);
 //! assert_eq!(config.synchronization.reference_id, *b"GPS\0");
+//! assert_eq!(config.sources[0].address, "ntp.example.com:123");
 //! assert!(loaded.warnings.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -107,12 +114,14 @@
 //! | | `fleet-secret-path` | ours |
 //! | `[synchronization]` | `local-stratum`, `reference-id` | implemented; the reference id is zero-padded (RFC 5905 §7.3) where ntpd-rs pads with spaces |
 //! | | `minimum-agreeing-sources`, `single-step-panic-threshold`, `startup-step-panic-threshold`, `accumulated-step-panic-threshold`, `warn-on-jump` | warned |
+//! | | `min-poll`, `max-poll`, `acquire-wait`, `max-offset-ms` | ours: poll range of the sources (log₂ s), wait for every source's first sample (s), largest offset of the served clock from the sources that is still trustworthy (ms) |
 //! | `[synchronization.algorithm]` | `precision-low-probability`, `precision-high-probability`, `precision-hysteresis`, `precision-minimum-weight`, `poll-interval-low-weight`, `poll-interval-high-weight`, `poll-interval-hysteresis`, `poll-interval-step-threshold`, `delay-outlier-threshold`, `initial-wander`, `initial-frequency-uncertainty`, `maximum-source-uncertainty`, `range-statistical-weight`, `range-delay-weight`, `steer-offset-threshold`, `steer-offset-leftover`, `steer-frequency-threshold`, `steer-frequency-leftover`, `step-threshold`, `slew-maximum-frequency-offset`, `slew-minimum-duration`, `maximum-frequency-steer`, `ignore-server-dispersion`, `meddling-threshold` | warned, each |
 //! | `[observability]` | `log-level` | implemented |
 //! | | `metrics-exporter-listen` | implemented, but off unless set: this server serves `/metrics` itself |
 //! | | `log-path`, `log-path-metrics-exporter`, `ansi-colors`, `observation-path`, `observation-permissions` | warned |
-//! | `[[source]]` | every key | the table is warned ([`WarningKind::SourceIgnored`]); its keys are not checked |
-//! | `[source-defaults]` | `poll-interval-limits`, `initial-poll-interval` | warned |
+//! | `[[source]]` | `mode`, `address`, `certificate-authority`, `count` | implemented: the server follows its sources (see [`crate::system`]) but never steers the clock |
+//! | | `ntp-version`, `ignore` | warned |
+//! | `[source-defaults]` | `poll-interval-limits`, `initial-poll-interval` | warned (use `min-poll`, `max-poll`) |
 //! | `[clock]` | `clock`, `interface`, `timestamp-mode` | warned |
 //! | `[server-clock]` | `precision` | ours |
 //! | `[process]` | `user`, `group` | ours: switch to this user after binding (see [`ProcessConfig`]) |
@@ -146,7 +155,7 @@ pub use files::read_fleet_secret;
 pub use types::{
     Config, ConfigPath, FilterAction, FilterList, IpSubnet, KeySource, KeysetConfig,
     NtsKeServerConfig, ObservabilityConfig, ProcessConfig, RateLimitAction, ServerClockConfig,
-    ServerConfig, SynchronizationConfig,
+    ServerConfig, SourceConfig, SourceMode, SynchronizationConfig,
 };
 
 /// A checked configuration and what it warns about.

@@ -16,7 +16,7 @@ use super::keys::{self, Key, Support};
 use super::types::{
     Config, ConfigPath, FilterAction, FilterList, IpSubnet, KeysetConfig, NtsKeServerConfig,
     ObservabilityConfig, ProcessConfig, RateLimitAction, ServerClockConfig, ServerConfig,
-    SynchronizationConfig,
+    SourceConfig, SourceMode, SynchronizationConfig,
 };
 
 type Span = Range<usize>;
@@ -98,6 +98,7 @@ impl Parser<'_> {
             path: None,
             servers: Vec::new(),
             nts_ke_servers: Vec::new(),
+            sources: Vec::new(),
             synchronization: SynchronizationConfig::default(),
             keyset: KeysetConfig::default(),
             observability: ObservabilityConfig::default(),
@@ -122,8 +123,10 @@ impl Parser<'_> {
                     }
                 }
                 "source" => {
-                    for (span, _) in self.array_of_tables("source", value)? {
-                        self.warn(&span, W::SourceIgnored);
+                    for (span, table) in self.array_of_tables("source", value)? {
+                        let t = Table::new("[[source]]", span, table);
+                        let source = self.source(&t)?;
+                        config.sources.push(source);
                     }
                 }
                 "synchronization" => {
@@ -370,7 +373,74 @@ impl Parser<'_> {
             let algorithm = self.table("synchronization.algorithm", v)?;
             self.check_keys(&algorithm, keys::ALGORITHM)?;
         }
+        if let Some(n) = self.optional(t, "min-poll", |p, k, v| p.unsigned(k, v, 0, 17))? {
+            config.min_poll = n;
+        }
+        if let Some(n) = self.optional(t, "max-poll", |p, k, v| p.unsigned(k, v, 0, 17))? {
+            config.max_poll = n;
+        }
+        if let (Some(v), true) = (t.get("max-poll"), config.max_poll < config.min_poll) {
+            return Err(self.invalid(
+                "max-poll",
+                v,
+                format!(
+                    "must be at least min-poll ({}), found {}",
+                    config.min_poll, config.max_poll
+                ),
+            ));
+        }
+        if let Some(s) = self.optional(t, "acquire-wait", |p, k, v| p.unsigned(k, v, 0, 3600))? {
+            config.acquire_wait = Duration::from_secs(s);
+        }
+        if let Some(ms) =
+            self.optional(t, "max-offset-ms", |p, k, v| p.unsigned(k, v, 1, 3_600_000))?
+        {
+            config.max_offset = Duration::from_millis(ms);
+        }
         Ok(config)
+    }
+
+    fn source(&mut self, t: &Table<'_, '_>) -> Result<SourceConfig> {
+        self.check_keys(t, keys::SOURCE)?;
+        let line = self.line(&t.span);
+        let (mode, _) = self.required(t, "mode", |p, k, v| {
+            p.choice(
+                k,
+                v,
+                &[
+                    ("server", SourceMode::Server),
+                    ("nts", SourceMode::Nts),
+                    ("pool", SourceMode::Pool),
+                ],
+            )
+        })?;
+        let (address, _) = self.required(t, "address", |p, k, v| {
+            let s = p.string(k, v)?;
+            let default_port = if mode == SourceMode::Nts { 4460 } else { 123 };
+            ntp_io::sync::split_host_port(s, default_port).map_err(|e| p.invalid(k, v, e))?;
+            Ok(s.to_owned())
+        })?;
+        let certificate_authority = self.optional(t, "certificate-authority", Self::path)?;
+        if let (Some(v), true) = (t.get("certificate-authority"), mode != SourceMode::Nts) {
+            return Err(self.invalid(
+                "certificate-authority",
+                v,
+                "is only used with mode = \"nts\"".to_owned(),
+            ));
+        }
+        let count = self
+            .optional(t, "count", |p, k, v| p.unsigned(k, v, 1, 64))?
+            .unwrap_or(4);
+        if let (Some(v), true) = (t.get("count"), mode != SourceMode::Pool) {
+            return Err(self.invalid("count", v, "is only used with mode = \"pool\"".to_owned()));
+        }
+        Ok(SourceConfig {
+            line,
+            mode,
+            address,
+            certificate_authority,
+            count,
+        })
     }
 
     fn keyset(&mut self, t: &Table<'_, '_>) -> Result<KeysetConfig> {

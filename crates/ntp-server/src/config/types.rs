@@ -18,6 +18,9 @@ pub struct Config {
     pub servers: Vec<ServerConfig>,
     /// `[[nts-ke-server]]`: the NTS key exchange (TLS over TCP) listeners, in file order.
     pub nts_ke_servers: Vec<NtsKeServerConfig>,
+    /// `[[source]]`: upstream servers the server follows (ntpd-rs's keys), in file
+    /// order. Empty: local-reference mode.
+    pub sources: Vec<SourceConfig>,
     /// `[synchronization]`: what the server says about its clock.
     pub synchronization: SynchronizationConfig,
     /// `[keyset]`: the NTS cookie master keys.
@@ -240,11 +243,22 @@ pub struct NtsKeServerConfig {
 /// `[synchronization]`: the parts this server implements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SynchronizationConfig {
-    /// `local-stratum` (default 16 = unsynchronised): 1 to 16, the stratum served.
+    /// `local-stratum` (default 16 = unsynchronised): 1 to 16, the stratum served
+    /// without sources, and with sources until the engine's time is trustworthy.
     pub local_stratum: u8,
     /// `reference-id` (default `"XNON"`): up to 4 ASCII characters, left-justified and
     /// zero-padded (RFC 5905 §7.3), sent at stratum 1. (ntpd-rs pads with spaces.)
     pub reference_id: [u8; 4],
+    /// `min-poll` (ours, 0 to 17, default 6): shortest poll of the sources, log₂ s.
+    pub min_poll: i8,
+    /// `max-poll` (ours, 0 to 17, default 10): longest poll of the sources, log₂ s.
+    pub max_poll: i8,
+    /// `acquire-wait` (ours, seconds, default 10): at start-up, how long to wait for
+    /// every source's first sample before selecting.
+    pub acquire_wait: Duration,
+    /// `max-offset-ms` (ours, default 128): with sources, the served (system) clock
+    /// is trustworthy only while it is within this of the sources' combined time.
+    pub max_offset: Duration,
 }
 
 impl Default for SynchronizationConfig {
@@ -252,8 +266,39 @@ impl Default for SynchronizationConfig {
         Self {
             local_stratum: 16,
             reference_id: *b"XNON",
+            min_poll: 6,
+            max_poll: 10,
+            acquire_wait: Duration::from_secs(10),
+            max_offset: Duration::from_millis(128),
         }
     }
+}
+
+/// How a `[[source]]` is reached (`mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceMode {
+    /// `"server"`: one NTP server.
+    Server,
+    /// `"nts"`: an NTS-KE server (`address` is its host and KE port).
+    Nts,
+    /// `"pool"`: `count` servers of a pool name.
+    Pool,
+}
+
+/// One `[[source]]`: an upstream (ntpd-rs's keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// The line of this source's table, for messages.
+    pub line: usize,
+    /// `mode` (required): `"server"`, `"nts"` or `"pool"`.
+    pub mode: SourceMode,
+    /// `address` (required): `host[:port]`; for `nts` the NTS-KE server (port 4460).
+    pub address: String,
+    /// `certificate-authority` (`nts` only): a PEM file of CAs to trust instead of
+    /// the system roots.
+    pub certificate_authority: Option<ConfigPath>,
+    /// `count` (`pool` only, 1 to 64, default 4): servers used from the pool.
+    pub count: usize,
 }
 
 /// `[keyset]`: the master keys that seal NTS cookies.
