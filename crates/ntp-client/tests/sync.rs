@@ -250,3 +250,59 @@ fn bad_config_names_the_key_and_line() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn nts_sources_report_cookies() {
+    let servers: Vec<Chronyd> = (0..2).map(|_| Chronyd::start()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("observe.sock");
+    let mut text = String::new();
+    for s in &servers {
+        text += &format!(
+            "[[source]]\nmode = \"nts\"\naddress = \"localhost:{}\"\ncertificate-authority = \"{}\"\n\n",
+            s.ke_port,
+            s.pki.ca.display()
+        );
+    }
+    text += &format!(
+        "[observability]\nobservation-path = \"{}\"\n\n\
+         [synchronization]\nmin-poll = 0\nmax-poll = 1\nburst-interval = 1\nacquire-wait = 5\n",
+        socket.display()
+    );
+    let config = dir.path().join("client.toml");
+    std::fs::write(&config, text).unwrap();
+    let _daemon = start_daemon(dir.path(), &config);
+    let mut last = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let Some(s) = status(&socket) else { continue };
+        let sources = s["sources"].as_array().unwrap();
+        let ready = s["synchronized"] == true
+            && sources.iter().all(|x| {
+                x["nts"] == true
+                    && x["cookies"].as_u64().is_some_and(|c| c >= 1)
+                    && matches!(x["state"].as_str(), Some("selected" | "candidate"))
+            });
+        if ready {
+            assert!(s["offset"].as_f64().unwrap().abs() < 1e-3, "{s:#}");
+            // The NTP server is the one NTS-KE named (chronyd's own port).
+            let ports: Vec<String> = servers
+                .iter()
+                .map(|c| format!("127.0.0.1:{}", c.ntp_port))
+                .collect();
+            for x in sources {
+                assert!(
+                    ports.contains(&x["address"].as_str().unwrap().to_string()),
+                    "{x:#}"
+                );
+            }
+            return;
+        }
+        last = Some(s);
+    }
+    panic!(
+        "NTS sources never synchronised: {last:#?}\n{}",
+        log(dir.path())
+    );
+}
