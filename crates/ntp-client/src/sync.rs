@@ -7,9 +7,12 @@
 //! `ntp-client wait-sync`.
 //!
 //! By default it only **observes**: the engine keeps a virtual clock (see
-//! [`ntp_io::sync`]) and the OS clock is never touched. `steer = true` under
-//! `[synchronization]` asks for steering the OS clock; this version refuses
-//! it at start-up with a clear error rather than pretend.
+//! [`ntp_io::sync`]) and the OS clock is never touched. With `steer = true`
+//! under `[synchronization]` it steps, slews and re-rates the OS clock
+//! through `adjtimex` ([`OsClock`]) — and refuses to start (exit 1) unless
+//! the process holds `CAP_SYS_TIME`. Beyond the panic threshold
+//! (`single-step-panic-threshold`, default 1000 s) it stops steering,
+//! reports why in the status, and keeps measuring.
 //!
 //! # Configuration
 //!
@@ -34,7 +37,7 @@
 //! [synchronization]          # ntpd-rs's keys, then ours
 //! minimum-agreeing-sources = 1
 //! single-step-panic-threshold = 1000     # seconds
-//! steer = false              # ours: observe only (default)
+//! steer = false              # ours: true steers the OS clock (needs CAP_SYS_TIME)
 //! min-poll = 6               # ours: log2 seconds
 //! max-poll = 10
 //! burst = true               # a burst at start-up and after unreachability
@@ -58,7 +61,10 @@ use std::time::Duration;
 
 use clap::Args;
 use ntp_clock::{Algorithm, DisciplineConfig, SourceConfig, SystemConfig};
-use ntp_io::sync::{EngineConfig, ObserveClock, SourceMode, SourceSpec, Status, split_host_port};
+use ntp_io::sync::{
+    ClockBackend, EngineConfig, ObserveClock, OsClock, SourceMode, SourceSpec, Status,
+    split_host_port,
+};
 use ntp_proto::NtpDuration;
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -333,14 +339,22 @@ pub fn run(args: &SyncArgs) -> ExitCode {
         }
     };
     init_logging(config.observability.log_level.as_deref());
-    if config.synchronization.steer == Some(true) {
-        eprintln!(
-            "error: {}: steer = true: steering the OS clock is not supported by this version; \
-             remove it to run in observe mode",
-            args.config.display()
-        );
-        return ExitCode::from(EXIT_BAD_INPUT);
-    }
+    let steer = config.synchronization.steer == Some(true);
+    // Checked before anything runs: a process that may not steer never tries.
+    let os_clock = if steer {
+        match OsClock::new() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!(
+                    "error: {}: steer = true: {e}; run with CAP_SYS_TIME or remove steer to observe only",
+                    args.config.display()
+                );
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    } else {
+        None
+    };
     let base = args
         .config
         .parent()
@@ -358,7 +372,11 @@ pub fn run(args: &SyncArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    match runtime.block_on(daemon(engine, &socket)) {
+    let result = match os_clock {
+        Some(clock) => runtime.block_on(daemon(engine, &socket, clock)),
+        None => runtime.block_on(daemon(engine, &socket, ObserveClock::new())),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -385,7 +403,11 @@ impl Drop for SocketFile {
     }
 }
 
-async fn daemon(engine: EngineConfig, socket: &Path) -> Result<(), String> {
+async fn daemon<C: ClockBackend>(
+    engine: EngineConfig,
+    socket: &Path,
+    clock: C,
+) -> Result<(), String> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     // A stale socket from a previous run is replaced; anything else is not.
     if let Ok(meta) = std::fs::symlink_metadata(socket) {
@@ -403,13 +425,17 @@ async fn daemon(engine: EngineConfig, socket: &Path) -> Result<(), String> {
     let _cleanup = SocketFile(socket.to_path_buf());
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict {}: {e}", socket.display()))?;
-    tracing::info!(socket = %socket.display(), sources = engine.sources.len(), "observing (the OS clock is not steered)");
+    if clock.steers() {
+        tracing::info!(socket = %socket.display(), sources = engine.sources.len(), "steering the OS clock");
+    } else {
+        tracing::info!(socket = %socket.display(), sources = engine.sources.len(), "observing (the OS clock is not steered)");
+    }
 
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let status_rx = Arc::new(status_rx);
     let server = tokio::spawn(serve_status(listener, status_rx));
-    let engine_run = ntp_io::sync::run(engine, ObserveClock::new(), status_tx, shutdown_rx);
+    let engine_run = ntp_io::sync::run(engine, clock, status_tx, shutdown_rx);
     tokio::pin!(engine_run);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot catch SIGTERM: {e}"))?;

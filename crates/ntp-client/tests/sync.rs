@@ -230,10 +230,19 @@ fn bad_config_names_the_key_and_line() {
         "[[source]]\nmode = \"server\"\naddress = \"127.0.0.1\"\n\n[synchronization]\nsteer = true\n",
     )
     .unwrap();
-    let out = ntp_client(&["sync", "--config", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
+    // steer = true without CAP_SYS_TIME (the bounding set has none): it
+    // refuses before touching anything.
+    let out = without_clock_privilege(None, Path::new(env!("CARGO_BIN_EXE_ntp-client")))
+        .args(["sync", "--config", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("steer"), "{err}");
+    assert!(
+        err.contains("steer") && err.contains("CAP_SYS_TIME"),
+        "{err}"
+    );
 
     // No daemon: status fails, wait-sync times out.
     let socket = dir.path().join("none.sock");

@@ -24,9 +24,9 @@
 //! - [`Status::engine_offset`]: the combined offset the discipline saw at the
 //!   last update (relative to its own clock, virtual or not).
 //!
-//! With a clock backend that steers the OS clock (`steer = true` and
-//! `CAP_SYS_TIME`), the correction is zero and both offsets measure the same
-//! clock.
+//! With the backend that steers the OS clock ([`OsClock`]: `steer = true`
+//! and `CAP_SYS_TIME`), the correction is only the part of a slew the kernel
+//! has not applied yet, and both offsets measure the same clock.
 //!
 //! # Robustness
 //!
@@ -186,6 +186,22 @@ pub trait ClockBackend: Clock<Error: fmt::Display> + Send {
     /// Whether decisions change the OS clock.
     fn steers(&self) -> bool;
 
+    /// Called by the engine on every wake-up at system time `now`, and at
+    /// least as early as [`ClockBackend::next_event`] says: ends a slew in
+    /// progress, for example.
+    ///
+    /// # Errors
+    /// What the clock returns.
+    fn tick(&mut self, now: NtpTimestamp) -> Result<(), Self::Error> {
+        let _ = now;
+        Ok(())
+    }
+
+    /// When [`ClockBackend::tick`] must next be called, if ever.
+    fn next_event(&self) -> Option<std::time::Instant> {
+        None
+    }
+
     /// System time `at` on this clock's timescale.
     fn to_engine_time(&self, at: NtpTimestamp) -> NtpTimestamp {
         at + NtpDuration::from_seconds_f64(self.correction(at))
@@ -276,6 +292,161 @@ impl ClockBackend for ObserveClock {
 
     fn steers(&self) -> bool {
         false
+    }
+}
+
+/// The largest slew rate of [`OsClock`], ppm (as `adjtime`'s 500 ppm).
+pub const MAX_SLEW_PPM: f64 = 500.0;
+
+/// The OS clock (`CLOCK_REALTIME` through `adjtimex`), for `steer = true`.
+///
+/// - `set_frequency` sets the kernel frequency correction;
+/// - `step` steps the clock (`ADJ_SETOFFSET`);
+/// - `slew` adds the offset gradually: the frequency is raised by up to
+///   [`MAX_SLEW_PPM`] for as long as it takes (at least 1 s), and
+///   [`ClockBackend::tick`] restores it at the end. Until then
+///   [`ClockBackend::correction`] is the part not yet applied, so samples
+///   are expressed as if the slew were complete — as `ntp-clock` assumes.
+///
+/// [`OsClock::new`] refuses to build without `CAP_SYS_TIME`, so a process
+/// that may not steer never tries.
+#[derive(Debug)]
+pub struct OsClock {
+    clock: clock_steering::unix::UnixClock,
+    frequency_ppm: f64,
+    slew: Option<Slew>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slew {
+    start: NtpTimestamp,
+    offset: f64,
+    rate: f64,
+    end: std::time::Instant,
+}
+
+/// Why the OS clock cannot be steered.
+#[derive(Debug, thiserror::Error)]
+pub enum OsClockError {
+    /// This process lacks `CAP_SYS_TIME`.
+    #[error("steering the clock needs CAP_SYS_TIME, which this process does not have")]
+    NoPrivilege,
+    /// The kernel refused an operation.
+    #[error("adjtimex: {0}")]
+    Kernel(#[from] clock_steering::unix::Error),
+}
+
+/// Whether this process holds `CAP_SYS_TIME` (bit 25 of `CapEff` in
+/// `/proc/self/status`); `false` when that cannot be read.
+pub fn has_clock_privilege() -> bool {
+    const CAP_SYS_TIME: u32 = 25;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_TIME) != 0)
+}
+
+impl OsClock {
+    /// The OS clock, if this process may steer it; reads (never changes)
+    /// the kernel's frequency correction to start from.
+    ///
+    /// # Errors
+    /// [`OsClockError::NoPrivilege`] without `CAP_SYS_TIME`, or the kernel's
+    /// error reading the clock.
+    pub fn new() -> Result<Self, OsClockError> {
+        use clock_steering::Clock as _;
+        if !has_clock_privilege() {
+            return Err(OsClockError::NoPrivilege);
+        }
+        let clock = clock_steering::unix::UnixClock::CLOCK_REALTIME;
+        let frequency_ppm = clock.get_frequency()?;
+        Ok(Self {
+            clock,
+            frequency_ppm,
+            slew: None,
+        })
+    }
+
+    fn apply_frequency(&self) -> Result<(), OsClockError> {
+        use clock_steering::Clock as _;
+        let slew = self.slew.map_or(0.0, |s| s.rate);
+        self.clock.set_frequency(self.frequency_ppm + slew)?;
+        Ok(())
+    }
+}
+
+impl Clock for OsClock {
+    type Error = OsClockError;
+
+    fn now(&self) -> Result<NtpTimestamp, OsClockError> {
+        Ok(self.to_engine_time(system_now()))
+    }
+
+    fn set_frequency(&mut self, ppm: f64) -> Result<(), OsClockError> {
+        if ppm.is_finite() {
+            self.frequency_ppm = ppm;
+        }
+        self.apply_frequency()
+    }
+
+    fn step(&mut self, offset: NtpDuration) -> Result<(), OsClockError> {
+        use clock_steering::Clock as _;
+        self.slew = None;
+        self.apply_frequency()?;
+        let secs = offset.to_seconds_f64();
+        let whole = secs.floor();
+        let nanos = ((secs - whole) * 1e9).round().clamp(0.0, 999_999_999.0);
+        self.clock.step_clock(clock_steering::TimeOffset {
+            seconds: whole as _,
+            nanos: nanos as u32,
+        })?;
+        Ok(())
+    }
+
+    fn slew(&mut self, offset: NtpDuration) -> Result<(), OsClockError> {
+        let offset = offset.to_seconds_f64();
+        let now = system_now();
+        // What is left of an unfinished slew is replaced, as adjtime does.
+        let duration = (offset.abs() / (MAX_SLEW_PPM * 1e-6)).max(1.0);
+        self.slew = Some(Slew {
+            start: now,
+            offset,
+            rate: offset / duration * 1e6,
+            end: std::time::Instant::now() + Duration::from_secs_f64(duration),
+        });
+        self.apply_frequency()
+    }
+}
+
+impl ClockBackend for OsClock {
+    fn correction(&self, at: NtpTimestamp) -> f64 {
+        let Some(s) = self.slew else { return 0.0 };
+        let done = (at.duration_since(s.start).to_seconds_f64() * s.rate * 1e-6)
+            .clamp(-s.offset.abs(), s.offset.abs());
+        s.offset - done
+    }
+
+    fn steers(&self) -> bool {
+        true
+    }
+
+    fn tick(&mut self, _now: NtpTimestamp) -> Result<(), OsClockError> {
+        if self
+            .slew
+            .is_some_and(|s| std::time::Instant::now() >= s.end)
+        {
+            self.slew = None;
+            self.apply_frequency()?;
+        }
+        Ok(())
+    }
+
+    fn next_event(&self) -> Option<std::time::Instant> {
+        self.slew.map(|s| s.end)
     }
 }
 
@@ -498,9 +669,16 @@ async fn run_local<C: ClockBackend>(
     let mut engine = Engine::new(config, clock).await?;
     let (tx, mut rx) = mpsc::channel::<Reply>(64);
     loop {
+        if let Err(e) = engine.clock.tick(system_now()) {
+            tracing::warn!("clock: {e}");
+            engine.clock_error = Some(e.to_string());
+        }
         engine.dispatch(&tx);
         status.send_replace(engine.status());
-        let wait = engine.next_wakeup();
+        let mut wait = engine.next_wakeup();
+        if let Some(at) = engine.clock.next_event() {
+            wait = wait.min(at.saturating_duration_since(std::time::Instant::now()));
+        }
         tokio::select! {
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -1013,6 +1191,41 @@ mod tests {
         let d = virt.duration_since(sys).to_seconds_f64();
         assert!((d - 5.0).abs() < 0.5, "{d}");
         assert!(!c.steers());
+    }
+
+    #[test]
+    fn os_clock_needs_the_privilege_and_only_reads_to_start() {
+        // Building it reads the kernel frequency (adjtimex modes = 0) and
+        // changes nothing.
+        match OsClock::new() {
+            Ok(c) => {
+                assert!(has_clock_privilege());
+                assert!(c.steers());
+                assert!(c.frequency_ppm.is_finite());
+            }
+            Err(OsClockError::NoPrivilege) => assert!(!has_clock_privilege()),
+            Err(e) => panic!("reading the clock failed: {e}"),
+        }
+    }
+
+    #[test]
+    fn os_clock_slew_correction_is_what_is_not_applied_yet() {
+        // Pure arithmetic on a slew record; nothing touches the kernel.
+        let c = OsClock {
+            clock: clock_steering::unix::UnixClock::CLOCK_REALTIME,
+            frequency_ppm: 0.0,
+            slew: Some(Slew {
+                start: at(0.0),
+                offset: 0.001,
+                rate: 500.0,
+                end: std::time::Instant::now(),
+            }),
+        };
+        assert!((c.correction(at(0.0)) - 0.001).abs() < 1e-12);
+        assert!((c.correction(at(1.0)) - 0.0005).abs() < 1e-9);
+        assert!(c.correction(at(5.0)).abs() < 1e-12);
+        let idle = OsClock { slew: None, ..c };
+        assert_eq!(idle.correction(at(1.0)), 0.0);
     }
 
     #[test]
