@@ -92,7 +92,12 @@ function renderStatus(st) {
 }
 
 function width(el) {
-  return Math.max(300, el.clientWidth || 600);
+  // Size from the grid, not the chart's own box (which a previous chart
+  // may have widened): full width, or half of it less the gap.
+  const grid = (el.parentElement && el.parentElement.getBoundingClientRect().width) || 900;
+  const page = document.documentElement.clientWidth - 2 * 22 - 2 * 17;
+  const full = Math.floor(Math.max(320, Math.min(grid, page)));
+  return el.classList.contains("wide") ? full : Math.floor((full - 16) / 2);
 }
 
 function lineChart(el, title, unit, xs, series, xr, extra) {
@@ -104,6 +109,11 @@ function lineChart(el, title, unit, xs, series, xr, extra) {
     axes: [{}, { label: unit, size: 64 }],
     legend: { live: true },
   };
+  if (el.classList.contains("wide")) {
+    // The full-width charts share one time axis: same left and right gutters.
+    opts.axes[1].size = 200;
+    opts.axes.push({ side: 1, size: 90, scale: "y", grid: { show: false }, ticks: { show: false }, values: (u, v) => v.map(() => "") });
+  }
   if (extra) extra(opts);
   return new uPlot(opts, [xs].concat(series.map((s) => s.data)), el);
 }
@@ -124,6 +134,7 @@ async function refreshCharts() {
   for (const p of pts) first = Math.min(first, p.t);
   for (const a of alerts.alerts) first = Math.min(first, a.at_ms);
   for (const v of verdicts.verdicts) first = Math.min(first, Math.max(v.at_ms, from));
+  first = Math.min(first, series.from_ms);
   const x0 = Math.max(from, first === to ? from : first - series.bucket_ms);
   const xr = [x0 / 1000, to / 1000];
   $("rangeinfo").textContent = "· " + utc(x0) + " – " + utc(to) + " UTC, " + (series.bucket_ms / 1000) + " s buckets";
@@ -173,6 +184,7 @@ async function refreshCharts() {
       value: (u, v) => v == null ? "–" : ["UNTRUSTED", "DEGRADED", "TRUSTED"][v] },
   ], xr, (o) => {
     o.scales.v = { range: [-0.2, 2.2] };
+    o.axes.pop();
     o.axes.push({ scale: "v", side: 1, size: 90, grid: { show: false }, splits: [0, 1, 2],
       values: (u, vals) => vals.map((v) => ["UNTRUSTED", "DEGRADED", "TRUSTED"][v] || "") });
   }));
@@ -190,7 +202,7 @@ async function refreshCharts() {
     o.height = 200;
     o.legend = { show: false };
     o.scales.y = { range: [-0.5, KINDS.length - 0.5] };
-    o.axes[1] = { size: 190, splits: KINDS.map((_, i) => i), values: (u, vals) => vals.map((v) => KINDS[v] || "") };
+    o.axes[1] = { size: 200, font: "11px system-ui, sans-serif", splits: KINDS.map((_, i) => i), values: (u, vals) => vals.map((v) => KINDS[v] || "") };
   }));
 
   $("alerts").innerHTML = al.length ? al.slice().reverse().slice(0, 200).map((a) => {

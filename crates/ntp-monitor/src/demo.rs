@@ -29,14 +29,16 @@ pub struct DemoOptions {
     pub database: Option<PathBuf>,
     /// Stop after this long (default: at Ctrl-C / SIGTERM).
     pub duration: Option<Duration>,
+    /// The wrong server's drift cycle (default [`DRIFT_PERIOD_S`]).
+    pub drift_period: Option<f64>,
 }
 
 /// The wrong server's offset `elapsed_s` into the demo: 5 ms for the first half of each
-/// [`DRIFT_PERIOD_S`], then a ramp to +240 ms, crossing the 100 ms
+/// `period_s` (normally [`DRIFT_PERIOD_S`]), then a ramp to +240 ms, crossing the 100 ms
 /// threshold about 25 s into the ramp.
-pub fn drift_offset(elapsed_s: f64) -> f64 {
-    let phase = elapsed_s.rem_euclid(DRIFT_PERIOD_S);
-    let half = DRIFT_PERIOD_S / 2.0;
+pub fn drift_offset(elapsed_s: f64, period_s: f64) -> f64 {
+    let phase = elapsed_s.rem_euclid(period_s);
+    let half = period_s / 2.0;
     if phase < half {
         0.005
     } else {
@@ -230,8 +232,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     let start = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
+    let period = options
+        .drift_period
+        .filter(|p| p.is_finite() && *p >= 1.0)
+        .unwrap_or(DRIFT_PERIOD_S);
     let (wrong, wrong_task) =
-        start_wrong_server(Arc::new(move |t| drift_offset(t - start)), stop_rx).await?;
+        start_wrong_server(Arc::new(move |t| drift_offset(t - start, period)), stop_rx).await?;
     let listen = match options.listen {
         Some(l) => l,
         None => {
@@ -255,7 +261,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
         running.http_addr
     );
     println!(
-        "  nts-a: NTS via 127.0.0.1:{ke_a}, nts-b: NTS via 127.0.0.1:{ke_b}, drifter: plain NTP at {wrong}, off by up to +240 ms every {DRIFT_PERIOD_S} s"
+        "  nts-a: NTS via 127.0.0.1:{ke_a}, nts-b: NTS via 127.0.0.1:{ke_b}, drifter: plain NTP at {wrong}, off by up to +240 ms every {period} s"
     );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
@@ -282,9 +288,11 @@ mod tests {
 
     #[test]
     fn drift_shape() {
-        assert!((drift_offset(10.0) - 0.005).abs() < 1e-9);
-        assert!(drift_offset(60.0 + 30.0) > 0.1);
-        assert!(drift_offset(60.0 + 20.0) < 0.1);
-        assert!(drift_offset(119.9) < 0.241);
+        let p = DRIFT_PERIOD_S;
+        assert!((drift_offset(10.0, p) - 0.005).abs() < 1e-9);
+        assert!(drift_offset(60.0 + 30.0, p) > 0.1);
+        assert!(drift_offset(60.0 + 20.0, p) < 0.1);
+        assert!(drift_offset(119.9, p) < 0.241);
+        assert!((drift_offset(120.0 + 10.0, p) - 0.005).abs() < 1e-9);
     }
 }

@@ -298,6 +298,9 @@ fn api(server: &Server, path: &str, query: &str, now: UnixMs) -> anyhow::Result<
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(600)
                 .clamp(10, 5000);
+            // Start at the first check in range, so a young log is charted
+            // in fine buckets rather than squeezed into the last few.
+            let from = store::first_check_at(&conn, from, to)?.map_or(from, |t| t.max(from));
             let span = to.as_millis().saturating_sub(from.as_millis()).max(1);
             let bucket = (span / points).max(1000);
             let bucket_i = i64::try_from(bucket).unwrap_or(i64::MAX);

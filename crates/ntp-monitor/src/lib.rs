@@ -106,6 +106,9 @@ pub enum Command {
         /// Stop after this many seconds (default: run until Ctrl-C).
         #[arg(long)]
         duration: Option<u64>,
+        /// Seconds per drift cycle of the wrong server (tests use a short one).
+        #[arg(long, hide = true)]
+        drift_period: Option<f64>,
     },
 }
 
@@ -249,10 +252,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             database,
             duration,
+            drift_period,
         } => runtime()?.block_on(demo::run(demo::DemoOptions {
             listen,
             database,
             duration: duration.map(std::time::Duration::from_secs),
+            drift_period,
         })),
     }
 }

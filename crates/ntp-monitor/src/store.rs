@@ -410,6 +410,23 @@ pub fn series(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The time of the first check with `from <= at_ms < to`, if any.
+///
+/// # Errors
+/// A database error.
+pub fn first_check_at(
+    conn: &Connection,
+    from: UnixMs,
+    to: UnixMs,
+) -> anyhow::Result<Option<UnixMs>> {
+    let t: Option<i64> = conn.query_row(
+        "SELECT MIN(at_ms) FROM checks WHERE at_ms >= ?1 AND at_ms < ?2",
+        params![to_i64(from), to_i64(to)],
+        |r| r.get(0),
+    )?;
+    Ok(t.and_then(|t| u64::try_from(t).ok()).map(UnixMs))
+}
+
 /// Alerts with `from <= at_ms < to`, oldest first, at most `limit`.
 ///
 /// # Errors
