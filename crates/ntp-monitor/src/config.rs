@@ -576,6 +576,20 @@ signing-key-path = "/etc/k"
     }
 
     #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../ntp-monitor.example.toml");
+        let c = parse(text, Path::new("/etc/ntp-monitor")).unwrap();
+        assert_eq!(c.sources.len(), 3);
+        assert_eq!(c.policy.mode, Mode::Quorum(2));
+        assert_eq!(c.policy.min_operators, 2);
+        assert_eq!(
+            c.monitor.database,
+            PathBuf::from("/etc/ntp-monitor/ntp-monitor.sqlite")
+        );
+        assert!(!c.monitor.degraded_healthy);
+    }
+
+    #[test]
     fn addresses() {
         assert_eq!(split_address("h").unwrap(), ("h".into(), None));
         assert_eq!(split_address("h:123").unwrap(), ("h".into(), Some(123)));

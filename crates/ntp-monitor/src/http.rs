@@ -462,3 +462,82 @@ pub fn metrics(server: &Server, now: UnixMs) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::monitor::Live;
+    use std::sync::Mutex;
+
+    fn server(degraded_healthy: bool) -> Server {
+        let mut c = crate::config::parse(
+            "[[source]]\nname = \"a\"\nmode = \"server\"\naddress = \"127.0.0.1\"\noperator = \"x\"\n",
+            std::path::Path::new("/nonexistent"),
+        )
+        .unwrap();
+        c.monitor.degraded_healthy = degraded_healthy;
+        Server {
+            live: Arc::new(Mutex::new(Live::new(&c))),
+            database: "/nonexistent/log.sqlite".into(),
+        }
+    }
+
+    fn set(server: &Server, state: VerdictState, issued: u64) {
+        lock(&server.live).verdict = Some(Verdict {
+            state,
+            reasons: vec![],
+            issued_at: UnixMs(issued),
+            valid_until: UnixMs(issued + 60_000),
+        });
+    }
+
+    #[test]
+    fn health_follows_the_verdict_and_its_lease() {
+        let s = server(false);
+        let now = timefmt::now().as_millis();
+        let r = health(&s, UnixMs(now));
+        assert_eq!(r.status, "503 Service Unavailable");
+        assert!(r.body.contains("no-round-yet"), "{}", r.body);
+
+        set(&s, VerdictState::Trusted, now);
+        let r = health(&s, UnixMs(now + 1000));
+        assert_eq!(r.status, "200 OK");
+        assert!(r.body.contains("\"valid_until\""), "{}", r.body);
+        // Stale after the lease.
+        let r = health(&s, UnixMs(now + 61_000));
+        assert_eq!(r.status, "503 Service Unavailable");
+        assert!(r.body.contains("stale-verdict"), "{}", r.body);
+
+        set(&s, VerdictState::Degraded, now);
+        assert_eq!(health(&s, UnixMs(now)).status, "503 Service Unavailable");
+        let s = server(true);
+        set(&s, VerdictState::Degraded, now);
+        assert_eq!(health(&s, UnixMs(now)).status, "200 OK");
+        set(&s, VerdictState::Untrusted, now);
+        assert_eq!(health(&s, UnixMs(now)).status, "503 Service Unavailable");
+    }
+
+    #[test]
+    fn routes_and_metrics() {
+        let s = server(false);
+        set(&s, VerdictState::Trusted, timefmt::now().as_millis());
+        assert_eq!(route(&s, "/metrics").status, "200 OK");
+        let m = metrics(&s, timefmt::now());
+        assert!(
+            m.contains("ntp_monitor_verdict{state=\"TRUSTED\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("ntp_monitor_source_nts{source=\"a\",operator=\"x\"} 0"),
+            "{m}"
+        );
+        assert!(route(&s, "/").body.contains("<canvas") || route(&s, "/").body.contains("uPlot"));
+        assert_eq!(route(&s, "/assets/uPlot.iife.min.js").status, "200 OK");
+        assert_eq!(route(&s, "/nope").status, "404 Not Found");
+        // No log yet: the data API says so instead of panicking.
+        assert_eq!(route(&s, "/api/series").status, "500 Internal Server Error");
+        assert_eq!(route(&s, "/api/status").status, "200 OK");
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

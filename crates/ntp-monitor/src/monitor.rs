@@ -79,7 +79,7 @@ pub struct Live {
 }
 
 impl Live {
-    fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
             verdict: None,
             outcome: None,
