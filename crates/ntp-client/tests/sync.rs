@@ -315,3 +315,90 @@ fn nts_sources_report_cookies() {
         log(dir.path())
     );
 }
+
+#[test]
+fn an_offset_beyond_the_panic_threshold_is_reported_not_fatal() {
+    let liar = Chronyd::start_with(Some("+2s"));
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("observe.sock");
+    let config = write_config(dir.path(), &[&liar], &socket);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += "single-step-panic-threshold = 1\n";
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = start_daemon(dir.path(), &config);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = None;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let Some(s) = status(&socket) else { continue };
+        let reason = s["reason"].as_str().unwrap_or_default().to_string();
+        if reason.contains("panic threshold") {
+            assert_eq!(s["synchronized"], false, "{s:#}");
+            // Not steered (not even virtually): the system clock's offset
+            // is the liar's.
+            let offset = s["offset"].as_f64().unwrap();
+            assert!((offset - 2.0).abs() < 0.1, "{s:#}");
+            // Still running and measuring.
+            std::thread::sleep(Duration::from_secs(2));
+            assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon exited");
+            let later = status(&socket).unwrap();
+            assert!(later["sources"][0]["reach"].as_u64().unwrap() > 0);
+            return;
+        }
+        last = Some(s);
+    }
+    panic!("no panic reason reported: {last:#?}\n{}", log(dir.path()));
+}
+
+#[test]
+fn an_nts_nak_runs_the_key_exchange_again() {
+    let mut server = Chronyd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("observe.sock");
+    let text = format!(
+        "[[source]]\nmode = \"nts\"\naddress = \"localhost:{}\"\ncertificate-authority = \"{}\"\n\n\
+         [observability]\nobservation-path = \"{}\"\nlog-level = \"info\"\n\n\
+         [synchronization]\nmin-poll = 0\nmax-poll = 0\nburst-interval = 1\nacquire-wait = 2\n",
+        server.ke_port,
+        server.pki.ca.display(),
+        socket.display()
+    );
+    let config = dir.path().join("client.toml");
+    std::fs::write(&config, text).unwrap();
+    let _daemon = start_daemon(dir.path(), &config);
+    let healthy = |s: &serde_json::Value| {
+        let src = &s["sources"][0];
+        s["synchronized"] == true
+            && src["cookies"].as_u64().is_some_and(|c| c >= 1)
+            && src["last_error"].is_null()
+            && src["reach"].as_u64().is_some_and(|r| r & 1 == 1)
+    };
+    let wait_healthy = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = None;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(300));
+            if let Some(s) = status(&socket) {
+                if healthy(&s) {
+                    return;
+                }
+                last = Some(s);
+            }
+        }
+        panic!("{what}: {last:#?}\n{}", log(dir.path()));
+    };
+    wait_healthy("never synchronised over NTS");
+    // New server keys: the cookies the daemon holds are now refused.
+    server.restart_with_new_keys();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log(dir.path()).contains("NTS NAK") {
+        assert!(
+            Instant::now() < deadline,
+            "no NTS NAK seen:\n{}",
+            log(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The next poll runs NTS-KE again and samples flow with fresh cookies.
+    wait_healthy("did not recover after the NAK");
+}

@@ -143,9 +143,31 @@ impl Chronyd {
         );
         let conf_path = dir.path().join("chrony.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let log = std::fs::File::create(dir.path().join("chronyd.log")).unwrap();
+        let child = Self::spawn(dir.path(), faketime);
+        let chronyd = Self {
+            child,
+            ntp_port,
+            ke_port,
+            pki,
+            dir,
+        };
+        chronyd.wait_ready();
+        chronyd
+    }
+
+    /// Runs chronyd on the configuration in `dir`, logging (appending) to
+    /// `dir/chronyd.log`.
+    fn spawn(dir: &Path, faketime: Option<&str>) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("chronyd.log"))
+            .unwrap();
         let mut cmd = without_clock_privilege(None, &chronyd_binary());
-        cmd.arg("-x").arg("-d").arg("-f").arg(&conf_path);
+        cmd.arg("-x")
+            .arg("-d")
+            .arg("-f")
+            .arg(dir.join("chrony.conf"));
         if let Some(spec) = faketime {
             cmd.env("LD_PRELOAD", libfaketime())
                 .env("FAKETIME", spec)
@@ -157,21 +179,22 @@ impl Chronyd {
         if is_root() {
             cmd.arg("-u").arg("root");
         }
-        let child = cmd
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .unwrap();
-        let chronyd = Self {
-            child,
-            ntp_port,
-            ke_port,
-            pki,
-            dir,
-        };
-        chronyd.wait_ready();
-        chronyd
+            .unwrap()
+    }
+
+    /// Stops chronyd and starts it again on the same ports and certificate
+    /// but with new NTS server keys (its saved keys are deleted), so every
+    /// cookie it issued before is refused with an NTS NAK. Without faketime.
+    pub fn restart_with_new_keys(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.path().join("ntskeys"));
+        self.child = Self::spawn(self.dir.path(), None);
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
