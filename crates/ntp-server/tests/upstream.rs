@@ -235,6 +235,27 @@ fn serves_unsynchronised_until_its_upstreams_agree_then_stratum_two() {
     };
     assert_eq!(refid, "7F000001");
     assert!(server.log().contains("synchronised to the sources"));
+
+    // The upstreams go away: once they are unreachable the time is no
+    // longer trustworthy and the server says so again.
+    drop(_upstreams);
+    let lost = Instant::now();
+    let unsynced = wait_for(Duration::from_secs(60), || {
+        ask(server.ntp_addr)
+            .err()
+            .flatten()
+            .filter(|&(leap, stratum)| leap == LeapIndicator::Unsynchronized && stratum == 0)
+    });
+    assert!(
+        unsynced.is_some(),
+        "still claims synchronisation without upstreams:\n{}",
+        server.log()
+    );
+    eprintln!(
+        "back to unsynchronised {:?} after the upstreams stopped",
+        lost.elapsed()
+    );
+    assert!(server.log().contains("not trustworthy"), "{}", server.log());
 }
 
 #[test]
