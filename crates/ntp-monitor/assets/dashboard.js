@@ -85,8 +85,8 @@ function renderStatus(st) {
       '<td class="num">' + (smp ? (smp.offset_s >= 0 ? "+" : "") + fmtSec(smp.offset_s) : "–") + "</td>" +
       '<td class="num">' + fmtSec(smp ? smp.delay_s : null) + "</td>" +
       '<td class="num">' + fmtSec(smp ? smp.jitter_s : null) + "</td>" +
-      "<td>" + (l ? '<span class="' + (l.passed ? "pass" : "fail") + '">' + esc(l.result) + "</span> " +
-        '<span class="meta">' + esc(l.diagnostic).slice(0, 90) + "</span>" : "–") + "</td>" +
+      '<td class="diag">' + (l ? '<span class="' + (l.passed ? "pass" : "fail") + '">' + esc(l.result) + "</span> " +
+        '<span class="meta">' + esc(l.diagnostic.slice(0, 160)) + "</span>" : "–") + "</td>" +
       "</tr>";
   }).join("");
 }
@@ -105,6 +105,7 @@ function lineChart(el, title, unit, xs, series, xr, extra) {
     title: title, width: width(el), height: el.classList.contains("wide") ? 240 : 200,
     cursor: { sync: { key: "ntp" } },
     scales: { x: { time: true, range: () => xr } },
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     series: [{}].concat(series),
     axes: [{}, { label: unit, size: 64 }],
     legend: { live: true },
@@ -208,7 +209,7 @@ async function refreshCharts() {
   $("alerts").innerHTML = al.length ? al.slice().reverse().slice(0, 200).map((a) => {
     const i = KINDS.indexOf(a.kind);
     return "<tr><td>" + utc(a.at_ms) + '</td><td><span class="kind" style="color:' + (KIND_COLORS[i] || "#000") + '">' +
-      esc(a.kind) + "</span></td><td>" + esc(a.source || "") + "</td><td>" + esc(a.message) + "</td></tr>";
+      esc(a.kind) + "</span></td><td>" + esc(a.source || "") + '</td><td class="diag">' + esc(a.message) + "</td></tr>";
   }).join("") : '<tr><td colspan="4" class="empty">no alerts in this range</td></tr>';
 
   const n = pts.length;

@@ -39,6 +39,17 @@ use crate::timefmt;
 const MAGIC: &str = "# ntp-monitor export v1";
 const COLUMNS: &str = "row,id,time,time_ms,round,attempt,source,operator,address,server,nts,version,stratum,refid,precision,leap,offset_s,delay_s,dispersion_s,jitter_s,root_delay_s,root_dispersion_s,result,passed,diagnostic,chain";
 
+/// Loads the Ed25519 signing key (PKCS#8) from `path`, which must exist.
+///
+/// # Errors
+/// The file cannot be read or is not an Ed25519 PKCS#8 key.
+pub fn load_key(path: &Path) -> anyhow::Result<Ed25519KeyPair> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the signing key {}", path.display()))?;
+    Ed25519KeyPair::from_pkcs8(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not an Ed25519 PKCS#8 key: {e}", path.display()))
+}
+
 /// Loads the Ed25519 signing key (PKCS#8) from `path`, creating it with
 /// mode 0600 when the file does not exist.
 ///

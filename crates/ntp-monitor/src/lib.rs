@@ -232,7 +232,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Verify { config, export } => {
             let config = config::load(&config)?;
-            let key = export::load_or_create_key(&config.signing_key)?;
+            let key = export::load_key(&config.signing_key)?;
             let bytes = std::fs::read(&export)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", export.display()))?;
             let text = String::from_utf8_lossy(&bytes);

@@ -24,6 +24,8 @@ use crate::timefmt;
 const JITTER_SAMPLES: usize = 8;
 /// How often old rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Alerts kept for `/health` while the time is not trusted.
+const MAX_OPEN_ALERTS: usize = 50;
 /// NTP's frequency tolerance φ (RFC 5905): 15 ppm.
 const PHI: f64 = 15e-6;
 
@@ -307,6 +309,10 @@ async fn run_loop(config: Config, store: Store, live: SharedLive, mut stop: watc
                 *l.alert_counts.entry(a.kind.as_str()).or_default() += 1;
                 l.open_alerts.push(a.clone());
             }
+            // A flapping source must not grow /health without bound: keep
+            // the latest; the log has them all.
+            let excess = l.open_alerts.len().saturating_sub(MAX_OPEN_ALERTS);
+            l.open_alerts.drain(..excess);
             for (src, eval) in l.sources.iter_mut().zip(&step.round.sources) {
                 src.passed = Some(eval.passed());
             }
