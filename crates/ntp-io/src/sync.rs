@@ -28,6 +28,17 @@
 //! and `CAP_SYS_TIME`), the correction is only the part of a slew the kernel
 //! has not applied yet, and both offsets measure the same clock.
 //!
+//! # Sources
+//!
+//! One [`Source`] per server: a `server` source is resolved at start (its
+//! first address), an `nts` source's NTP server is the one its key
+//! exchange names, and a `pool` contributes up to `count` distinct
+//! addresses of its name, resolved at start (if that fails, the pool is
+//! polled through its name, which resolves again at every new
+//! association). Queries run as tasks, at most
+//! [`EngineConfig::max_concurrent`] at once, one request per poll (no
+//! retries: a lost reply is a zero in the reach register).
+//!
 //! # Robustness
 //!
 //! Nothing a source says ends the engine: an offset beyond the panic
@@ -876,6 +887,10 @@ impl<C: ClockBackend> Engine<C> {
         let now = self.engine_now();
         let instant = Instant::now();
         let mut wait = Duration::from_secs(1);
+        if self.in_flight() >= self.config.max_concurrent.max(1) {
+            // Every slot is taken: a reply wakes the loop, not the clock.
+            return wait;
+        }
         for (peer, source) in self.peers.iter().zip(&self.sources) {
             if peer.in_flight {
                 continue;
