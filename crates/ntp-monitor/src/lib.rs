@@ -88,8 +88,13 @@ pub enum Command {
     /// removed or reordered row.
     Verify {
         /// The configuration file (signing key).
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "public_key")]
+        config: Option<PathBuf>,
+        /// Verify against this Ed25519 public key (64 hex digits, as each
+        /// export prints it) instead of the configured key: for auditors
+        /// who do not hold the private key.
+        #[arg(long, conflicts_with = "config")]
+        public_key: Option<String>,
         /// The export file.
         export: PathBuf,
     },
@@ -230,14 +235,34 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             eprintln!("ntp-monitor: exported {n} checks");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { config, export } => {
-            let config = config::load(&config)?;
-            let key = export::load_key(&config.signing_key)?;
+        Command::Verify {
+            config,
+            public_key,
+            export,
+        } => {
+            let public_key = match (config, public_key) {
+                (_, Some(hex_key)) => {
+                    let k = hex::decode(hex_key.trim())
+                        .map_err(|e| anyhow::anyhow!("--public-key: {e}"))?;
+                    if k.len() != 32 {
+                        anyhow::bail!("--public-key: {} bytes, an Ed25519 key has 32", k.len());
+                    }
+                    k
+                }
+                (Some(config), None) => {
+                    let config = config::load(&config)?;
+                    export::load_key(&config.signing_key)?
+                        .public_key()
+                        .as_ref()
+                        .to_vec()
+                }
+                (None, None) => anyhow::bail!("verify needs --config or --public-key"),
+            };
             let bytes = std::fs::read(&export)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", export.display()))?;
             let text = String::from_utf8_lossy(&bytes);
             export::looks_like_export(&text)?;
-            match export::verify(&text, key.public_key().as_ref()) {
+            match export::verify(&text, &public_key) {
                 Ok(n) => {
                     println!("{}: intact, {n} rows, signature valid", export.display());
                     Ok(ExitCode::SUCCESS)

@@ -117,6 +117,42 @@ fn export_and_verify(config: &Path, dir: &Path, expect_rows: i64) {
         "{out}"
     );
 
+    // The same range to standard output is the same bytes (Ed25519 is
+    // deterministic), and an auditor verifies with the public key alone.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let range_to = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let (code, stdout, err) = run(&[
+        "export",
+        "--config",
+        config.to_str().unwrap(),
+        "--from",
+        "2000-01-01",
+        "--to",
+        &range_to,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(stdout, text);
+    let public_key = text
+        .lines()
+        .nth(2)
+        .unwrap()
+        .trim_start_matches("# public-key ")
+        .to_string();
+    let (code, out, _) = run(&[
+        "verify",
+        "--public-key",
+        &public_key,
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+
     // One byte of row 2's offset (or any field) changed.
     let text = std::fs::read_to_string(&export).unwrap();
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
