@@ -106,7 +106,7 @@ for target in $(cd fuzz && cargo +nightly fuzz list); do
         >"$LOG/fuzz-$target.log" 2>&1 || { tail -40 "$LOG/fuzz-$target.log"; echo "fuzz target $target failed"; exit 1; }
     runs=$(grep -o 'Done [0-9]* runs' "$LOG/fuzz-$target.log" | grep -o '[0-9]*' || echo 0)
     # libFuzzer's last status line: coverage (edges) and features reached.
-    cov=$(grep -E '#[0-9]+ +DONE' "$LOG/fuzz-$target.log" | grep -oE 'cov: [0-9]+ ft: [0-9]+' | tail -1)
+    cov=$(grep -E '#[0-9]+[[:space:]]+DONE' "$LOG/fuzz-$target.log" | grep -oE 'cov: [0-9]+ ft: [0-9]+' | tail -1 || true)
     echo "fuzz $target: $runs runs, ${cov:-cov: ?}, no crash"
     fuzz_runs=$((fuzz_runs + 1))
 done
