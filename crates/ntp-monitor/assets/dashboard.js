@@ -7,7 +7,9 @@ const KINDS = ["NTP_COMM_FAILED", "NTP_THRESHOLD_REACHED", "NTS_AUTH_FAILED", "S
 const KIND_COLORS = ["#c62828", "#d9480f", "#ad1457", "#b58100", "#6a1b9a", "#1a7f37", "#0969da"];
 const STATE_LEVEL = { UNTRUSTED: 0, DEGRADED: 1, TRUSTED: 2 };
 
-let range = "1h";
+const RANGES = ["1h", "today", "7d", "30d", "365d", "custom"];
+let range = new URLSearchParams(location.search).get("range") || "1h";
+if (!RANGES.includes(range)) range = "1h";
 let charts = [];
 let lastStatus = null;
 
@@ -226,6 +228,7 @@ async function tick() {
 
 function setRange(r) {
   range = r;
+  try { history.replaceState(null, "", "?range=" + r); } catch (e) { /* file: or sandboxed */ }
   document.querySelectorAll("#ranges button").forEach((b) => b.classList.toggle("on", b.dataset.range === r));
   refreshCharts().catch((e) => window.onerror(e.message, "refreshCharts", 0));
 }

@@ -166,6 +166,20 @@ fn demo_dashboard_renders_in_headless_chromium() {
         "error banner shown: {banner}"
     );
 
+    // The other ranges load too (365 d: the same data in one-day-or-less
+    // buckets, the x axis starting at the first check).
+    let dom = headless(&profile, &format!("{url}?range=365d"), &["--dump-dom"]);
+    assert!(
+        dom.contains("<title>ntp-monitor: ready ("),
+        "365d: {}",
+        &dom[..dom.len().min(1000)]
+    );
+    assert!(
+        dom.contains("class=\"on\" data-range=\"365d\"")
+            || dom.contains("data-range=\"365d\" class=\"on\""),
+        "365d button not selected"
+    );
+
     let artifacts = target_dir().join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("dashboard.png");

@@ -202,6 +202,25 @@ fn chronyd_plain_and_nts_sources_are_trusted() {
         plain_source("plain", chrony.ntp_port)
     );
     let config = write_config(dir.path(), &sources, addr, "");
+    // A check from 400 days ago: retention-days = 30 prunes it at start.
+    {
+        let store = ntp_monitor::store::Store::open(&dir.path().join("log.sqlite")).unwrap();
+        let old = ntp_monitor::timefmt::now().as_millis() - 400 * 86_400_000;
+        store
+            .insert_check(&ntp_monitor::store::CheckRecord {
+                at_ms: old as i64,
+                round: 1,
+                attempt: 1,
+                source: "nts".into(),
+                operator: "Lab nts".into(),
+                address: "old".into(),
+                result: "pass".into(),
+                passed: true,
+                diagnostic: "ok".into(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
     let (code, out, err) = run(&["check-config", "--config", config.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("2 sources"), "{out}");
@@ -259,6 +278,19 @@ fn chronyd_plain_and_nts_sources_are_trusted() {
     let status = m.terminate();
     assert!(status.success(), "{status}");
     let (checks, _) = check_log(&dir.path().join("log.sqlite"), &["nts", "plain"]);
+    let conn = rusqlite::Connection::open(dir.path().join("log.sqlite")).unwrap();
+    let old: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM checks WHERE address = 'old'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0, "the 400-day-old check was not pruned");
+    let first_round: i64 = conn
+        .query_row("SELECT MIN(round) FROM checks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(first_round, 2, "rounds continue after the logged ones");
     export_and_verify(&config, dir.path(), checks);
 }
 
