@@ -33,6 +33,7 @@
 //!
 //! [observability]
 //! observation-path = "/run/ntp-client.sock"
+//! observation-permissions = 0o600        # the default here (ntpd-rs: 0o666)
 //!
 //! [synchronization]          # ntpd-rs's keys, then ours
 //! minimum-agreeing-sources = 1
@@ -47,12 +48,18 @@
 //! stepout = 900              # seconds
 //! acquire-wait = 10          # seconds
 //! timeout = 1                # seconds per request
-//! algorithm = "least-squares"            # or "pll"
+//! discipline = "least-squares"           # or "pll"
+//!
+//! [source-defaults]          # ntpd-rs's poll range, log2 seconds
+//! poll-interval-limits = { min = 6, max = 10 }
 //! ```
 //!
-//! Unknown keys, wrong types and bad values are errors that name the key and
-//! its line. Relative `certificate-authority` paths are relative to the
-//! configuration file.
+//! An ntpd-rs client configuration loads unchanged: the ntpd-rs keys this
+//! daemon does not implement (`[[server]]`, `startup-step-panic-threshold`,
+//! `[synchronization.algorithm]`, `log-path`, …) are accepted, each with a
+//! warning naming its line. Unknown keys, wrong types and bad values are
+//! errors that name the key and its line. Relative `certificate-authority`
+//! paths are relative to the configuration file.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,6 +89,10 @@ pub struct SyncArgs {
     pub config: PathBuf,
 }
 
+/// An ntpd-rs key that `ntp-client sync` accepts and ignores (with a
+/// warning naming its line).
+pub type Ignored = Option<toml::Spanned<toml::Value>>;
+
 /// The whole configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -95,6 +106,38 @@ pub struct Config {
     /// `[synchronization]`.
     #[serde(default)]
     pub synchronization: Synchronization,
+    /// `[source-defaults]` (ntpd-rs).
+    #[serde(default)]
+    pub source_defaults: SourceDefaults,
+    /// ntpd-rs's `[[server]]`: ignored (serving is `ntp-server`'s job).
+    pub server: Ignored,
+    /// ntpd-rs's `[[nts-ke-server]]`: ignored.
+    pub nts_ke_server: Ignored,
+    /// ntpd-rs's `[keyset]`: ignored.
+    pub keyset: Ignored,
+    /// ntpd-rs's `[clock]`: ignored.
+    pub clock: Ignored,
+}
+
+/// `[source-defaults]` (ntpd-rs).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SourceDefaults {
+    /// `{ min = .., max = .. }`, log₂ s: the poll range (as `min-poll` and
+    /// `max-poll`, which win when both are given).
+    pub poll_interval_limits: Option<PollLimits>,
+    /// Ignored: polling starts at the minimum, with a burst.
+    pub initial_poll_interval: Ignored,
+}
+
+/// ntpd-rs's `poll-interval-limits`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollLimits {
+    /// Shortest poll, log₂ s.
+    pub min: Option<i8>,
+    /// Longest poll, log₂ s.
+    pub max: Option<i8>,
 }
 
 /// One `[[source]]` table.
@@ -109,6 +152,10 @@ pub struct SourceTable {
     pub certificate_authority: Option<PathBuf>,
     /// Pool size.
     pub count: Option<usize>,
+    /// ntpd-rs: ignored (NTPv4 always).
+    pub ntp_version: Ignored,
+    /// ntpd-rs: ignored (no pool address filter).
+    pub ignore: Ignored,
 }
 
 /// `[observability]`.
@@ -120,6 +167,16 @@ pub struct Observability {
     /// Log level (`error`, `warn`, `info`, `debug`, `trace`); `NTP_LOG`
     /// overrides it.
     pub log_level: Option<String>,
+    /// Mode of the status socket (default 0o600).
+    pub observation_permissions: Option<u32>,
+    /// ntpd-rs: ignored (logs go to stderr).
+    pub log_path: Ignored,
+    /// ntpd-rs: ignored.
+    pub log_path_metrics_exporter: Ignored,
+    /// ntpd-rs: ignored.
+    pub ansi_colors: Ignored,
+    /// ntpd-rs: ignored (no metrics endpoint here).
+    pub metrics_exporter_listen: Ignored,
 }
 
 /// `[synchronization]`.
@@ -128,8 +185,21 @@ pub struct Observability {
 pub struct Synchronization {
     /// ntpd-rs: fewer fit sources than this means "no sources".
     pub minimum_agreeing_sources: Option<usize>,
-    /// ntpd-rs: offsets beyond this (seconds) are never corrected.
-    pub single_step_panic_threshold: Option<f64>,
+    /// ntpd-rs: offsets beyond this (seconds) are never corrected: a number,
+    /// `"inf"`, or `{ forward = .., backward = .. }` (the smaller is used).
+    pub single_step_panic_threshold: Option<toml::Spanned<toml::Value>>,
+    /// ntpd-rs: ignored (the first step obeys the single-step threshold).
+    pub startup_step_panic_threshold: Ignored,
+    /// ntpd-rs: ignored.
+    pub accumulated_step_panic_threshold: Ignored,
+    /// ntpd-rs: ignored.
+    pub warn_on_jump: Ignored,
+    /// ntpd-rs (server side): ignored.
+    pub local_stratum: Ignored,
+    /// ntpd-rs (server side): ignored.
+    pub reference_id: Ignored,
+    /// ntpd-rs's `[synchronization.algorithm]`: ignored (see `discipline`).
+    pub algorithm: Ignored,
     /// Steer the OS clock (default false: observe).
     pub steer: Option<bool>,
     /// Shortest poll, log₂ s.
@@ -150,15 +220,189 @@ pub struct Synchronization {
     pub acquire_wait: Option<f64>,
     /// Seconds per request.
     pub timeout: Option<f64>,
-    /// `least-squares` or `pll`.
-    pub algorithm: Option<String>,
+    /// `least-squares` (default) or `pll`.
+    pub discipline: Option<String>,
+}
+
+/// A checked configuration and its warnings.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// One line each, `line N: …`, for the ntpd-rs keys that are ignored.
+    pub warnings: Vec<String>,
+}
+
+/// Seconds from ntpd-rs's panic threshold forms: a number, `"inf"`, or a
+/// `{ forward, backward }` table (the smaller).
+fn threshold_seconds(value: &toml::Value) -> Option<f64> {
+    match value {
+        toml::Value::Integer(i) => u32::try_from(*i).ok().map(f64::from),
+        toml::Value::Float(f) if (0.0..1e9).contains(f) => Some(*f),
+        toml::Value::String(s) if s == "inf" => Some(f64::INFINITY),
+        toml::Value::Table(t) => {
+            let mut least = f64::INFINITY;
+            for (k, v) in t {
+                if k != "forward" && k != "backward" {
+                    return None;
+                }
+                least = least.min(threshold_seconds(v)?);
+            }
+            Some(least)
+        }
+        _ => None,
+    }
+}
+
+impl Synchronization {
+    /// The panic threshold in seconds, if configured (infinite for "inf").
+    pub fn panic_threshold(&self) -> Option<f64> {
+        self.single_step_panic_threshold
+            .as_ref()
+            .and_then(|v| threshold_seconds(v.get_ref()))
+    }
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(0, |before| before.matches('\n').count())
+        + 1
+}
+
+fn ignored_warnings(text: &str, config: &Config) -> Vec<String> {
+    let o = &config.observability;
+    let s = &config.synchronization;
+    let mut found: Vec<(&str, &str, &Ignored, &str)> = vec![
+        (
+            "server",
+            "",
+            &config.server,
+            "ntp-client sync does not serve time (use ntp-server)",
+        ),
+        (
+            "nts-ke-server",
+            "",
+            &config.nts_ke_server,
+            "ntp-client sync does not serve time (use ntp-server)",
+        ),
+        (
+            "keyset",
+            "",
+            &config.keyset,
+            "ntp-client sync does not serve time (use ntp-server)",
+        ),
+        (
+            "clock",
+            "",
+            &config.clock,
+            "the system realtime clock is used",
+        ),
+        (
+            "log-path",
+            "[observability]",
+            &o.log_path,
+            "logs go to stderr",
+        ),
+        (
+            "log-path-metrics-exporter",
+            "[observability]",
+            &o.log_path_metrics_exporter,
+            "there is no metrics exporter",
+        ),
+        (
+            "ansi-colors",
+            "[observability]",
+            &o.ansi_colors,
+            "logs are not coloured",
+        ),
+        (
+            "metrics-exporter-listen",
+            "[observability]",
+            &o.metrics_exporter_listen,
+            "there is no metrics exporter (use the status socket)",
+        ),
+        (
+            "startup-step-panic-threshold",
+            "[synchronization]",
+            &s.startup_step_panic_threshold,
+            "the first step obeys single-step-panic-threshold",
+        ),
+        (
+            "accumulated-step-panic-threshold",
+            "[synchronization]",
+            &s.accumulated_step_panic_threshold,
+            "not implemented",
+        ),
+        (
+            "warn-on-jump",
+            "[synchronization]",
+            &s.warn_on_jump,
+            "not implemented",
+        ),
+        (
+            "local-stratum",
+            "[synchronization]",
+            &s.local_stratum,
+            "a server setting",
+        ),
+        (
+            "reference-id",
+            "[synchronization]",
+            &s.reference_id,
+            "a server setting",
+        ),
+        (
+            "algorithm",
+            "[synchronization]",
+            &s.algorithm,
+            "our discipline is chosen with discipline = \"least-squares\" | \"pll\"",
+        ),
+        (
+            "initial-poll-interval",
+            "[source-defaults]",
+            &config.source_defaults.initial_poll_interval,
+            "polling starts at the minimum with a burst",
+        ),
+    ];
+    for t in &config.source {
+        found.push((
+            "ntp-version",
+            "[[source]]",
+            &t.ntp_version,
+            "NTPv4 is always used",
+        ));
+        found.push((
+            "ignore",
+            "[[source]]",
+            &t.ignore,
+            "pool addresses are not filtered",
+        ));
+    }
+    let mut warnings: Vec<(usize, String)> = found
+        .into_iter()
+        .filter_map(|(key, section, value, why)| {
+            let v = value.as_ref()?;
+            let line = line_at(text, v.span().start);
+            let place = if section.is_empty() {
+                String::new()
+            } else {
+                format!(" in {section}")
+            };
+            Some((
+                line,
+                format!("line {line}: \"{key}\"{place} is an ntpd-rs setting that ntp-client sync ignores: {why}"),
+            ))
+        })
+        .collect();
+    warnings.sort();
+    warnings.into_iter().map(|(_, w)| w).collect()
 }
 
 /// Reads and checks the configuration at `path`.
 ///
 /// # Errors
 /// A message naming the file, the key and its line.
-pub fn load(path: &Path) -> Result<Config, String> {
+pub fn load(path: &Path) -> Result<Loaded, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     parse(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -168,7 +412,7 @@ pub fn load(path: &Path) -> Result<Config, String> {
 ///
 /// # Errors
 /// A message naming the key and its line.
-pub fn parse(text: &str) -> Result<Config, String> {
+pub fn parse(text: &str) -> Result<Loaded, String> {
     let config: Config = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
     // Values that parse but make no sense, named with their line.
     let line_of = |key: &str| {
@@ -177,11 +421,33 @@ pub fn parse(text: &str) -> Result<Config, String> {
             .map_or(0, |i| i + 1)
     };
     let sync = &config.synchronization;
+    if let Some(v) = &sync.single_step_panic_threshold
+        && sync.panic_threshold().is_none()
+    {
+        return Err(format!(
+            "line {}: single-step-panic-threshold must be seconds ≥ 0, \"inf\", or {{ forward = .., backward = .. }}",
+            line_at(text, v.span().start)
+        ));
+    }
+    if let Some(limits) = &config.source_defaults.poll_interval_limits {
+        for v in [limits.min, limits.max].into_iter().flatten() {
+            if !(0..=17).contains(&v) {
+                return Err(format!(
+                    "line {}: poll-interval-limits: {v} must be 0–17",
+                    line_of("poll-interval-limits")
+                ));
+            }
+        }
+    }
+    if let Some(mode) = config.observability.observation_permissions
+        && mode > 0o777
+    {
+        return Err(format!(
+            "line {}: observation-permissions = {mode:#o} is not a file mode",
+            line_of("observation-permissions")
+        ));
+    }
     for (key, value) in [
-        (
-            "single-step-panic-threshold",
-            sync.single_step_panic_threshold,
-        ),
         ("step-threshold", sync.step_threshold),
         ("stepout", sync.stepout),
         ("acquire-wait", sync.acquire_wait),
@@ -209,13 +475,13 @@ pub fn parse(text: &str) -> Result<Config, String> {
             return Err(format!("line {}: {key} = {v} must be 0–17", line_of(key)));
         }
     }
-    if let Some(a) = &sync.algorithm
+    if let Some(a) = &sync.discipline
         && a != "least-squares"
         && a != "pll"
     {
         return Err(format!(
-            "line {}: algorithm = {a:?} must be \"least-squares\" or \"pll\"",
-            line_of("algorithm")
+            "line {}: discipline = {a:?} must be \"least-squares\" or \"pll\"",
+            line_of("discipline")
         ));
     }
     for s in &config.source {
@@ -242,7 +508,8 @@ pub fn parse(text: &str) -> Result<Config, String> {
     if config.source.is_empty() {
         return Err("no [[source]] configured".into());
     }
-    Ok(config)
+    let warnings = ignored_warnings(text, &config);
+    Ok(Loaded { config, warnings })
 }
 
 fn line_of_value(text: &str, value: &str) -> usize {
@@ -266,9 +533,14 @@ impl Config {
     pub fn engine(&self, base: &Path) -> EngineConfig {
         let s = &self.synchronization;
         let defaults = SourceConfig::default();
-        let min_poll = s.min_poll.unwrap_or(defaults.min_poll);
+        let limits = self.source_defaults.poll_interval_limits.as_ref();
+        let min_poll = s
+            .min_poll
+            .or(limits.and_then(|l| l.min))
+            .unwrap_or(defaults.min_poll);
         let max_poll = s
             .max_poll
+            .or(limits.and_then(|l| l.max))
             .unwrap_or(defaults.max_poll.max(min_poll))
             .max(min_poll);
         let source = SourceConfig {
@@ -283,13 +555,17 @@ impl Config {
         let seconds =
             |v: Option<f64>, default: NtpDuration| v.map_or(default, NtpDuration::from_seconds_f64);
         let discipline = DisciplineConfig {
-            algorithm: match s.algorithm.as_deref() {
+            algorithm: match s.discipline.as_deref() {
                 Some("pll") => Algorithm::PllFll,
                 _ => Algorithm::LeastSquares,
             },
             step_threshold: seconds(s.step_threshold, d.step_threshold),
             stepout: seconds(s.stepout, d.stepout),
-            panic_threshold: seconds(s.single_step_panic_threshold, d.panic_threshold),
+            panic_threshold: match s.panic_threshold() {
+                Some(t) if t.is_infinite() => NtpDuration::MAX,
+                Some(t) => NtpDuration::from_seconds_f64(t),
+                None => d.panic_threshold,
+            },
             min_poll,
             max_poll,
             ..d
@@ -331,7 +607,7 @@ impl Config {
 
 /// Runs `sync`.
 pub fn run(args: &SyncArgs) -> ExitCode {
-    let config = match load(&args.config) {
+    let Loaded { config, warnings } = match load(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -339,6 +615,9 @@ pub fn run(args: &SyncArgs) -> ExitCode {
         }
     };
     init_logging(config.observability.log_level.as_deref());
+    for w in &warnings {
+        tracing::warn!("{}: {w}", args.config.display());
+    }
     let steer = config.synchronization.steer == Some(true);
     // Checked before anything runs: a process that may not steer never tries.
     let os_clock = if steer {
@@ -362,6 +641,10 @@ pub fn run(args: &SyncArgs) -> ExitCode {
         .unwrap_or_default();
     let engine = config.engine(&base);
     let socket = config.socket();
+    let permissions = config
+        .observability
+        .observation_permissions
+        .unwrap_or(0o600);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -373,8 +656,8 @@ pub fn run(args: &SyncArgs) -> ExitCode {
         }
     };
     let result = match os_clock {
-        Some(clock) => runtime.block_on(daemon(engine, &socket, clock)),
-        None => runtime.block_on(daemon(engine, &socket, ObserveClock::new())),
+        Some(clock) => runtime.block_on(daemon(engine, &socket, permissions, clock)),
+        None => runtime.block_on(daemon(engine, &socket, permissions, ObserveClock::new())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -406,6 +689,7 @@ impl Drop for SocketFile {
 async fn daemon<C: ClockBackend>(
     engine: EngineConfig,
     socket: &Path,
+    permissions: u32,
     clock: C,
 ) -> Result<(), String> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -423,7 +707,7 @@ async fn daemon<C: ClockBackend>(
     let listener = tokio::net::UnixListener::bind(socket)
         .map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     let _cleanup = SocketFile(socket.to_path_buf());
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(permissions))
         .map_err(|e| format!("cannot restrict {}: {e}", socket.display()))?;
     if clock.steers() {
         tracing::info!(socket = %socket.display(), sources = engine.sources.len(), "steering the OS clock");
@@ -463,5 +747,106 @@ async fn serve_status(listener: tokio::net::UnixListener, status: Arc<watch::Rec
             json.push(b'\n');
             let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&json)).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ntpd-rs's shipped default client configuration, and its NTS example.
+    const NTPD_RS_DEFAULT: &str = r#"
+[observability]
+log-level = "info"
+observation-path = "/var/run/ntpd-rs/observe"
+
+[[source]]
+mode = "pool"
+address = "ntpd-rs.pool.ntp.org"
+count = 4
+
+[synchronization]
+single-step-panic-threshold = 1800
+startup-step-panic-threshold = { forward="inf", backward = 86400 }
+"#;
+
+    const NTPD_RS_NTS: &str = r#"
+[[source]]
+mode = "nts"
+address = "localhost:4460"
+certificate-authority = "ntp-proto/test-keys/testca.pem"
+ntp-version = 4
+
+[synchronization]
+minimum-agreeing-sources = 1
+single-step-panic-threshold = { forward = 10, backward = "inf" }
+
+[synchronization.algorithm]
+step-threshold = 0.01
+
+[source-defaults]
+poll-interval-limits = { min = 4, max = 10 }
+initial-poll-interval = 4
+
+[[server]]
+listen = "[::]:123"
+"#;
+
+    #[test]
+    fn ntpd_rs_client_configs_load_with_warnings_for_what_is_ignored() {
+        let loaded = parse(NTPD_RS_DEFAULT).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.config.source[0].mode, SourceMode::Pool);
+        assert_eq!(
+            loaded.config.synchronization.panic_threshold(),
+            Some(1800.0)
+        );
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings[0].starts_with("line 13: \"startup-step-panic-threshold\""),
+            "{:?}",
+            loaded.warnings
+        );
+        let engine = loaded.config.engine(Path::new("/etc"));
+        assert_eq!(engine.sources[0].count, 4);
+        assert_eq!(
+            engine.system.discipline.panic_threshold,
+            NtpDuration::from_seconds(1800)
+        );
+
+        let loaded = parse(NTPD_RS_NTS).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.config.synchronization.panic_threshold(), Some(10.0));
+        let lines: Vec<&str> = loaded.warnings.iter().map(String::as_str).collect();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[0].starts_with("line 6: \"ntp-version\""), "{lines:?}");
+        assert!(lines[1].starts_with("line 12: \"algorithm\""), "{lines:?}");
+        assert!(
+            lines[2].starts_with("line 17: \"initial-poll-interval\""),
+            "{lines:?}"
+        );
+        assert!(lines[3].starts_with("line 19: \"server\""), "{lines:?}");
+        let engine = loaded.config.engine(Path::new("/etc/ntpd-rs"));
+        assert_eq!((engine.source.min_poll, engine.source.max_poll), (4, 10));
+        assert_eq!(
+            engine.sources[0].ca_file.as_deref(),
+            Some(Path::new("/etc/ntpd-rs/ntp-proto/test-keys/testca.pem"))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = parse("[[source]]\nmode = \"server\"\naddress = \"h\"\n\n[synchronization]\nsingle-step-panic-threshold = \"soon\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("line 6") && e.contains("single-step-panic-threshold"),
+            "{e}"
+        );
+        let e = parse("[[source]]\nmode = \"server\"\naddress = \"h\"\n\n[synchronization]\ndiscipline = \"kalman\"\n")
+            .unwrap_err();
+        assert!(e.contains("line 6") && e.contains("discipline"), "{e}");
+        let e = parse("[[source]]\nmode = \"server\"\naddress = \"h:99999\"\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("address"), "{e}");
+        let e = parse("[[source]]\nmode = \"ntp\"\naddress = \"h\"\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+        assert!(parse("").unwrap_err().contains("no [[source]]"));
     }
 }
