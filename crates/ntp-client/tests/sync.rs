@@ -402,3 +402,14 @@ fn an_nts_nak_runs_the_key_exchange_again() {
     // The next poll runs NTS-KE again and samples flow with fresh cookies.
     wait_healthy("did not recover after the NAK");
 }
+
+#[test]
+fn ntpd_rs_shipped_client_configs_parse() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ntp-server/tests/data/ntpd-rs");
+    for name in ["ntp.toml.default", "unsafe.nts.client.toml"] {
+        let text = std::fs::read_to_string(data.join(name)).unwrap();
+        let loaded = ntp_client::sync::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!loaded.config.source.is_empty(), "{name}");
+        eprintln!("{name}: {:?}", loaded.warnings);
+    }
+}
