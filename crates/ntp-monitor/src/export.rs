@@ -218,6 +218,11 @@ pub enum Tamper {
     },
     /// The signature line is missing, malformed or does not verify.
     Signature(String),
+    /// Lines follow the signature (from `line`), which it does not cover.
+    Appended {
+        /// The first line after the signature.
+        line: usize,
+    },
 }
 
 impl std::fmt::Display for Tamper {
@@ -247,6 +252,9 @@ impl std::fmt::Display for Tamper {
                 present + 1
             ),
             Self::Signature(why) => write!(f, "signature: {why}"),
+            Self::Appended { line } => {
+                write!(f, "line {line} and after were added after the signature")
+            }
         }
     }
 }
@@ -300,7 +308,14 @@ pub fn verify(text: &str, public_key: &[u8]) -> Result<u64, Tamper> {
     };
     for (expected, (k, &(line_no, body))) in (1u64..).zip(rest.iter().enumerate()) {
         if let Some(sig) = body.strip_prefix("# signature ") {
-            return check_signature(sig, expected - 1, &chain, public_key).map(|()| expected - 1);
+            check_signature(sig, expected - 1, &chain, public_key)?;
+            if let Some(&(line, _)) = rest
+                .get(k + 1..)
+                .and_then(|r| r.iter().find(|(_, b)| !b.is_empty()))
+            {
+                return Err(Tamper::Appended { line });
+            }
+            return Ok(expected - 1);
         }
         let Some((content, stated)) = body.rsplit_once(',') else {
             return Err(Tamper::Changed {
@@ -517,6 +532,10 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("row 6 was removed"), "{e}");
+
+        // Rows appended after the signature.
+        let appended = format!("{text}{}", lines[4]);
+        assert_eq!(verify(&appended, &pk), Err(Tamper::Appended { line: 12 }));
 
         // Another key.
         let other = load_or_create_key(&_dir.path().join("k2")).unwrap();

@@ -31,6 +31,9 @@ use crate::monitor::{SharedLive, lock};
 use crate::{store, timefmt};
 
 const MAX_REQUEST: usize = 8192;
+/// Connections served at once; more are closed at once (a scraper or a
+/// signing gate retries, a flood does not pile up tasks).
+const MAX_CONNECTIONS: usize = 128;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
@@ -80,6 +83,7 @@ pub async fn serve(
     server: Arc<Server>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -92,9 +96,15 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("http: {MAX_CONNECTIONS} connections busy, closing one");
+            drop(stream);
+            continue;
+        };
         let server = server.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(TIMEOUT, respond(stream, &server)).await;
+            drop(slot);
         });
     }
 }
