@@ -12,7 +12,7 @@
 //!   scheduling delay.
 //! - [`ke`]: NTS-KE over TLS 1.3 with ALPN `ntske/1` (RFC 8915 §4), bounded in
 //!   time; certificate failures are told apart from other TLS failures.
-//! - [`query`]: one-shot and repeated queries returning a [`Measurement`],
+//! - [`query`](mod@query): one-shot and repeated queries returning a [`Measurement`],
 //!   plain or NTS, with retries and re-keying when cookies run out.
 //! - [`sync`]: the synchronisation engine over many sources (`ntp-clock`'s
 //!   filter, selection and discipline), in observe mode by default (a
