@@ -123,6 +123,11 @@ fuzz_target!(|data: &[u8]| {
             },
         }),
         require_nts: flags & 4 != 0,
+        require_nts_action: if flags & 16 != 0 {
+            DenyAction::Deny
+        } else {
+            DenyAction::Ignore
+        },
     };
     let core = ServerCore::new(config, 0x5eed);
     let mut rng = FuzzRng(data.len() as u64);
