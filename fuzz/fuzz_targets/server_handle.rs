@@ -4,7 +4,7 @@
 //! IPv4-mapped IPv6, or a denied IPv4 network), byte 1 holds flags (bit 0: handle the
 //! datagram a second time, bit 1: answer denied clients with a DENY kiss instead of
 //! ignoring them, bit 2: require NTS, bit 3: rate-limited clients are dropped instead
-//! of kissed), byte 2 is the milliseconds between the two deliveries (a cutoff of
+//! of kissed, bit 4: plain requests under require-NTS get a DENY kiss), byte 2 is the milliseconds between the two deliveries (a cutoff of
 //! 100 ms, so both outcomes happen), and the rest is the datagram. Each input gets a
 //! fresh core (rate limiting on, 8 entries), so runs are deterministic.
 //!
