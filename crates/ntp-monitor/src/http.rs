@@ -312,7 +312,12 @@ fn api(server: &Server, path: &str, query: &str, now: UnixMs) -> anyhow::Result<
             // in fine buckets rather than squeezed into the last few.
             let from = store::first_check_at(&conn, from, to)?.map_or(from, |t| t.max(from));
             let span = to.as_millis().saturating_sub(from.as_millis()).max(1);
-            let bucket = (span / points).max(1000);
+            let mut bucket = (span / points).max(1000);
+            // An hour or more: whole hours, read from the hourly rollup.
+            let hour = store::HOUR_MS.unsigned_abs();
+            if bucket >= hour {
+                bucket = bucket.div_ceil(hour) * hour;
+            }
             let bucket_i = i64::try_from(bucket).unwrap_or(i64::MAX);
             json!({
                 "from_ms": from.as_millis(),

@@ -59,7 +59,23 @@ CREATE TABLE IF NOT EXISTS alerts (
     figures TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at_ms);
+CREATE TABLE IF NOT EXISTS check_hours (
+    hour_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    offset_sum REAL NOT NULL,
+    offset_n INTEGER NOT NULL,
+    delay_sum REAL NOT NULL,
+    delay_n INTEGER NOT NULL,
+    jitter_sum REAL NOT NULL,
+    jitter_n INTEGER NOT NULL,
+    PRIMARY KEY (hour_ms, source)
+) WITHOUT ROWID;
 ";
+
+/// One hour in milliseconds: the granularity of the `check_hours` rollup.
+pub const HOUR_MS: i64 = 3_600_000;
 
 /// One logged check attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -228,6 +244,9 @@ impl Store {
     /// # Errors
     /// A database error.
     pub fn insert_check(&self, c: &CheckRecord) -> anyhow::Result<i64> {
+        // The check and its hourly rollup (what long chart ranges read)
+        // commit together.
+        let tx = self.conn.unchecked_transaction()?;
         self.conn.execute(
             "INSERT INTO checks (at_ms, round, attempt, source, operator, address, server, nts, version, stratum, refid, precision, leap, offset_s, delay_s, dispersion_s, jitter_s, root_delay_s, root_dispersion_s, result, passed, diagnostic)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
@@ -238,7 +257,26 @@ impl Store {
                 c.passed, c.diagnostic
             ],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        let id = self.conn.last_insert_rowid();
+        self.conn.execute(
+            "INSERT INTO check_hours VALUES (?1, ?2, 1, ?3, COALESCE(?4, 0), ?4 IS NOT NULL,
+                 COALESCE(?5, 0), ?5 IS NOT NULL, COALESCE(?6, 0), ?6 IS NOT NULL)
+             ON CONFLICT (hour_ms, source) DO UPDATE SET
+                 n = n + 1, passed = passed + excluded.passed,
+                 offset_sum = offset_sum + excluded.offset_sum, offset_n = offset_n + excluded.offset_n,
+                 delay_sum = delay_sum + excluded.delay_sum, delay_n = delay_n + excluded.delay_n,
+                 jitter_sum = jitter_sum + excluded.jitter_sum, jitter_n = jitter_n + excluded.jitter_n",
+            params![
+                c.at_ms.div_euclid(HOUR_MS) * HOUR_MS,
+                c.source,
+                c.passed,
+                c.offset_s,
+                c.delay_s,
+                c.jitter_s
+            ],
+        )?;
+        tx.commit()?;
+        Ok(id)
     }
 
     /// Logs a verdict of round `round` with the round's outcome.
@@ -296,6 +334,11 @@ impl Store {
                 .conn
                 .execute(&format!("DELETE FROM {table} WHERE at_ms < ?1"), [t])?;
         }
+        // Hours that ended before the cutoff (the rollup is derived data).
+        self.conn.execute(
+            "DELETE FROM check_hours WHERE hour_ms + ?2 <= ?1",
+            params![t, HOUR_MS],
+        )?;
         Ok(n)
     }
 
@@ -381,6 +424,11 @@ pub fn recent_checks(conn: &Connection, limit: u32) -> anyhow::Result<Vec<CheckR
 /// Chart data: per source and bucket of `bucket_ms`, the mean offset,
 /// delay and jitter of the samples and the pass/fail counts.
 ///
+/// Buckets of whole hours are read from the hourly rollup (a year of
+/// checks is millions of rows; the rollup holds one per source and hour),
+/// so they cover whole hours at the range's edges; shorter buckets from
+/// the checks themselves.
+///
 /// # Errors
 /// A database error.
 pub fn series(
@@ -390,24 +438,42 @@ pub fn series(
     bucket_ms: i64,
 ) -> anyhow::Result<Vec<SeriesPoint>> {
     let bucket = bucket_ms.max(1);
+    if bucket % HOUR_MS == 0 {
+        let mut stmt = conn.prepare(
+            "SELECT (hour_ms / ?3) * ?3 AS t, source,
+                    SUM(offset_sum) / NULLIF(SUM(offset_n), 0),
+                    SUM(delay_sum) / NULLIF(SUM(delay_n), 0),
+                    SUM(jitter_sum) / NULLIF(SUM(jitter_n), 0),
+                    SUM(passed), SUM(n - passed)
+             FROM check_hours WHERE hour_ms + ?4 > ?1 AND hour_ms < ?2
+             GROUP BY t, source ORDER BY t, source",
+        )?;
+        let rows = stmt.query_map(
+            params![to_i64(from), to_i64(to), bucket, HOUR_MS],
+            series_point,
+        )?;
+        return Ok(rows.collect::<Result<_, _>>()?);
+    }
     let mut stmt = conn.prepare(
         "SELECT (at_ms / ?3) * ?3 AS t, source, AVG(offset_s), AVG(delay_s), AVG(jitter_s),
                 SUM(passed), SUM(1 - passed)
          FROM checks WHERE at_ms >= ?1 AND at_ms < ?2
          GROUP BY t, source ORDER BY t, source",
     )?;
-    let rows = stmt.query_map(params![to_i64(from), to_i64(to), bucket], |r| {
-        Ok(SeriesPoint {
-            t: r.get(0)?,
-            source: r.get(1)?,
-            offset_s: r.get(2)?,
-            delay_s: r.get(3)?,
-            jitter_s: r.get(4)?,
-            passed: r.get(5)?,
-            failed: r.get(6)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![to_i64(from), to_i64(to), bucket], series_point)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn series_point(r: &rusqlite::Row<'_>) -> rusqlite::Result<SeriesPoint> {
+    Ok(SeriesPoint {
+        t: r.get(0)?,
+        source: r.get(1)?,
+        offset_s: r.get(2)?,
+        delay_s: r.get(3)?,
+        jitter_s: r.get(4)?,
+        passed: r.get(5)?,
+        failed: r.get(6)?,
+    })
 }
 
 /// The time of the first check with `from <= at_ms < to`, if any.
@@ -582,6 +648,17 @@ mod tests {
         let vc = verdict_changes(&r, UnixMs(0), UnixMs(10_000), 10).unwrap();
         assert_eq!(vc.len(), 1);
         assert_eq!(last_verdict(&r).unwrap().unwrap().state, "TRUSTED");
+        // Hour buckets come from the rollup and agree with the checks.
+        let raw = series(&r, UnixMs(0), UnixMs(10_000), 7_200_000 - 1).unwrap();
+        let rolled = series(&r, UnixMs(0), UnixMs(10_000), 7_200_000).unwrap();
+        assert_eq!(rolled.len(), 1);
+        assert_eq!(
+            (rolled[0].passed, rolled[0].failed),
+            (raw[0].passed, raw[0].failed)
+        );
+        assert_eq!((rolled[0].passed, rolled[0].failed), (6, 4));
+        assert!((rolled[0].offset_s.unwrap() - raw[0].offset_s.unwrap()).abs() < 1e-12);
+        assert_eq!(rolled[0].delay_s, None);
         assert_eq!(store.prune(UnixMs(5500)).unwrap(), 6 + 1);
         assert_eq!(recent_checks(&r, 100).unwrap().len(), 4);
     }
