@@ -325,15 +325,15 @@ async fn run_loop(config: Config, store: Store, live: SharedLive, mut stop: watc
 
 async fn with_store<T: Send + 'static>(
     store: &Arc<Mutex<Store>>,
-    f: impl FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
+    f: impl FnOnce(&mut Store) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
-        let guard = match store.lock() {
+        let mut guard = match store.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        f(&guard)
+        f(&mut guard)
     })
     .await
     .context("log writer task")?

@@ -47,9 +47,11 @@ CREATE TABLE IF NOT EXISTS verdicts (
     state TEXT NOT NULL,
     outcome TEXT NOT NULL,
     valid_until_ms INTEGER NOT NULL,
-    reasons TEXT NOT NULL
+    reasons TEXT NOT NULL,
+    changed INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS verdicts_at ON verdicts (at_ms);
+CREATE INDEX IF NOT EXISTS verdicts_changed ON verdicts (at_ms) WHERE changed = 1;
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at_ms INTEGER NOT NULL,
@@ -185,6 +187,8 @@ pub struct SeriesPoint {
 /// The log, open for writing.
 pub struct Store {
     conn: Connection,
+    /// The state of the last logged verdict, to mark changes.
+    last_state: Option<String>,
 }
 
 fn to_i64(t: UnixMs) -> i64 {
@@ -223,7 +227,14 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the schema in {}", path.display()))?;
-        Ok(Self { conn })
+        let last_state = conn
+            .query_row(
+                "SELECT state FROM verdicts ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(Self { conn, last_state })
     }
 
     /// The number the next round should get: one more than any logged.
@@ -283,23 +294,26 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
-    pub fn insert_verdict(&self, round: i64, v: &Verdict, outcome: &str) -> anyhow::Result<()> {
+    pub fn insert_verdict(&mut self, round: i64, v: &Verdict, outcome: &str) -> anyhow::Result<()> {
+        let changed = self.last_state.as_deref() != Some(v.state.as_str());
         let reasons: Vec<serde_json::Value> = v
             .reasons
             .iter()
             .map(|r| serde_json::json!({"code": r.code(), "message": r.to_string()}))
             .collect();
         self.conn.execute(
-            "INSERT INTO verdicts (round, at_ms, state, outcome, valid_until_ms, reasons) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO verdicts (round, at_ms, state, outcome, valid_until_ms, reasons, changed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 round,
                 to_i64(v.issued_at),
                 v.state.as_str(),
                 outcome,
                 to_i64(v.valid_until),
-                serde_json::Value::from(reasons).to_string()
+                serde_json::Value::from(reasons).to_string(),
+                changed
             ],
         )?;
+        self.last_state = Some(v.state.as_str().to_string());
         Ok(())
     }
 
@@ -537,10 +551,10 @@ pub fn verdict_changes(
 ) -> anyhow::Result<Vec<VerdictRecord>> {
     let mut stmt = conn.prepare(
         "SELECT round, at_ms, state, outcome, valid_until_ms, reasons FROM (
-             SELECT *, LAG(state) OVER (ORDER BY id) AS prev FROM verdicts
-             WHERE id >= COALESCE((SELECT MAX(id) FROM verdicts WHERE at_ms < ?1), 0)
-         ) WHERE at_ms < ?2 AND (prev IS NULL OR prev <> state)
-         ORDER BY at_ms LIMIT ?3",
+             SELECT * FROM (SELECT * FROM verdicts WHERE at_ms < ?1 ORDER BY at_ms DESC LIMIT 1)
+             UNION ALL
+             SELECT * FROM verdicts WHERE changed = 1 AND at_ms >= ?1 AND at_ms < ?2
+         ) ORDER BY at_ms LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![to_i64(from), to_i64(to), limit], |r| {
         let reasons: String = r.get(5)?;
@@ -606,7 +620,7 @@ mod tests {
     fn insert_query_prune() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.sqlite");
-        let store = Store::open(&path).unwrap();
+        let mut store = Store::open(&path).unwrap();
         assert_eq!(store.next_round().unwrap(), 1);
         for i in 0..10 {
             store
@@ -621,6 +635,24 @@ mod tests {
             valid_until: UnixMs(65000),
         };
         store.insert_verdict(1, &v, "passed").unwrap();
+        for (i, state) in [
+            VerdictState::Trusted,
+            VerdictState::Degraded,
+            VerdictState::Degraded,
+            VerdictState::Trusted,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let at = UnixMs(20_000 + 1000 * i as u64);
+            let v = Verdict {
+                state,
+                reasons: vec![],
+                issued_at: at,
+                valid_until: at,
+            };
+            store.insert_verdict(2 + i as i64, &v, "x").unwrap();
+        }
         store
             .insert_alert(&Alert {
                 kind: AlertKind::NtpThresholdReached,
@@ -647,6 +679,11 @@ mod tests {
         assert_eq!(a[0].figures["offset_s"], 0.25);
         let vc = verdict_changes(&r, UnixMs(0), UnixMs(10_000), 10).unwrap();
         assert_eq!(vc.len(), 1);
+        // From 20.5 s: the one in force (TRUSTED at 20 s), then the changes.
+        let vc = verdict_changes(&r, UnixMs(20_500), UnixMs(30_000), 10).unwrap();
+        let states: Vec<&str> = vc.iter().map(|v| v.state.as_str()).collect();
+        assert_eq!(states, ["TRUSTED", "DEGRADED", "TRUSTED"]);
+        assert_eq!(vc[1].at_ms, 21_000);
         assert_eq!(last_verdict(&r).unwrap().unwrap().state, "TRUSTED");
         // Hour buckets come from the rollup and agree with the checks.
         let raw = series(&r, UnixMs(0), UnixMs(10_000), 7_200_000 - 1).unwrap();
@@ -660,6 +697,10 @@ mod tests {
         assert!((rolled[0].offset_s.unwrap() - raw[0].offset_s.unwrap()).abs() < 1e-12);
         assert_eq!(rolled[0].delay_s, None);
         assert_eq!(store.prune(UnixMs(5500)).unwrap(), 6 + 1);
+        // Reopened, it knows the last state: a repeat is no change.
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.last_state.as_deref(), Some("TRUSTED"));
         assert_eq!(recent_checks(&r, 100).unwrap().len(), 4);
     }
 }
