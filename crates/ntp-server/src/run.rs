@@ -100,6 +100,61 @@ impl DatagramHandler for Handler {
     }
 }
 
+/// The upstream gauges for /metrics: what is served, and each source.
+fn render_upstream(status: &ntp_io::sync::Status, trusted: bool, out: &mut String) {
+    use std::fmt::Write as _;
+    let gauge = |out: &mut String, name: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+    };
+    gauge(
+        out,
+        "ntp_server_upstream_trusted",
+        "1 while the server serves its sources' time, 0 while it serves the fallback.",
+    );
+    let _ = writeln!(out, "ntp_server_upstream_trusted {}", u8::from(trusted));
+    gauge(
+        out,
+        "ntp_server_upstream_synchronized",
+        "1 while a majority of sources agree (the sync engine's state).",
+    );
+    let _ = writeln!(
+        out,
+        "ntp_server_upstream_synchronized {}",
+        u8::from(status.synchronized)
+    );
+    gauge(
+        out,
+        "ntp_server_upstream_offset_seconds",
+        "How far the sources are ahead of the system clock.",
+    );
+    let _ = writeln!(out, "ntp_server_upstream_offset_seconds {}", status.offset);
+    gauge(
+        out,
+        "ntp_server_upstream_root_distance_seconds",
+        "Root distance of the combined estimate.",
+    );
+    let _ = writeln!(
+        out,
+        "ntp_server_upstream_root_distance_seconds {}",
+        status.root_distance
+    );
+    gauge(
+        out,
+        "ntp_server_upstream_source_reach",
+        "Reach register of each source (255: the last 8 polls answered).",
+    );
+    for s in &status.sources {
+        let _ = writeln!(
+            out,
+            "ntp_server_upstream_source_reach{{address=\"{}\",state=\"{}\"}} {}",
+            s.address.replace(['\\', '"', '\n'], "_"),
+            s.state,
+            s.reach
+        );
+    }
+}
+
 /// A started server; [`Running::wait`] runs it until a signal.
 pub struct Running {
     /// Bound NTP addresses, in listener order.
@@ -163,6 +218,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         )));
     }
 
+    // The engine's status, shared by the system variables and /metrics.
+    let (status_tx, status_rx) = watch::channel(ntp_io::sync::Status::default());
+
     let mut metrics_addr = None;
     if let Some(listen) = settings.metrics_listen {
         let listener = TcpListener::bind(listen)
@@ -171,11 +229,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         metrics_addr = Some(listener.local_addr()?);
         let cores: Vec<Arc<ServerCore>> = settings.ntp.iter().map(|l| l.core.clone()).collect();
         let ke_metrics = ke_metrics.clone();
+        let upstream = settings
+            .engine
+            .is_some()
+            .then(|| (status_rx.clone(), settings.system.clone()));
         let render: http::Render = Arc::new(move || {
             let mut out = String::new();
             let all: Vec<_> = cores.iter().map(|c| c.metrics()).collect();
             crate::core::render_prometheus_sum(&all, &mut out);
             ke_metrics.render(&mut out);
+            if let Some((status, system)) = &upstream {
+                render_upstream(&status.borrow(), system.is_trusted(), &mut out);
+            }
             out
         });
         tasks.push(tokio::spawn(http::serve(
@@ -189,7 +254,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     // follow every status it publishes.
     let mut engine = None;
     if let Some(config) = settings.engine {
-        let (status_tx, mut status_rx) = watch::channel(ntp_io::sync::Status::default());
+        let mut status_rx = status_rx;
         let (engine_shutdown, engine_stop) = watch::channel(false);
         tracing::info!(
             sources = config.sources.len(),

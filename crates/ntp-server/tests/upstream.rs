@@ -22,14 +22,18 @@ use ntp_proto::{LeapIndicator, ReferenceId};
 struct Upstreamed {
     _child: Guarded,
     ntp_addr: SocketAddr,
+    metrics_port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Upstreamed {
     fn start(upstream_ports: &[u16]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut text = format!("[[server]]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\n\n");
+        let (port, metrics_port) = (free_port(), free_port());
+        let mut text = format!(
+            "[[server]]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\n\n\
+             [observability]\nmetrics-exporter-listen = \"127.0.0.1:{metrics_port}\"\n\n"
+        );
         for p in upstream_ports {
             text += &format!("[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:{p}\"\n\n");
         }
@@ -49,8 +53,21 @@ impl Upstreamed {
         Self {
             _child: Guarded(child),
             ntp_addr: ([127, 0, 0, 1], port).into(),
+            metrics_port,
             dir,
         }
+    }
+
+    /// The /metrics text ("" until the endpoint answers).
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)) else {
+            return String::new();
+        };
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text
     }
 
     fn log(&self) -> String {
@@ -184,6 +201,10 @@ fn serves_unsynchronised_until_its_upstreams_agree_then_stratum_two() {
         "log:\n{}",
         server.log()
     );
+    let untrusted = wait_for(Duration::from_secs(10), || {
+        Some(server.metrics()).filter(|m| m.contains("ntp_server_upstream_trusted 0"))
+    });
+    assert!(untrusted.is_some(), "{}", server.metrics());
     let seen = wait_for(Duration::from_secs(10), || chrony_client.ntpdata());
     let (leap, stratum, _) = seen.expect("chronyd got no reply from ntp-server");
     assert_eq!((leap.as_str(), stratum), ("Not synchronised", 0));
@@ -235,6 +256,20 @@ fn serves_unsynchronised_until_its_upstreams_agree_then_stratum_two() {
     };
     assert_eq!(refid, "7F000001");
     assert!(server.log().contains("synchronised to the sources"));
+    let metrics = server.metrics();
+    assert!(
+        metrics.contains("ntp_server_upstream_trusted 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ntp_server_upstream_synchronized 1"),
+        "{metrics}"
+    );
+    let reach_lines = metrics
+        .lines()
+        .filter(|l| l.starts_with("ntp_server_upstream_source_reach{"))
+        .count();
+    assert_eq!(reach_lines, 2, "{metrics}");
 
     // The upstreams go away: once they are unreachable the time is no
     // longer trustworthy and the server says so again.
