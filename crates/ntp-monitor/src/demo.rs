@@ -254,6 +254,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| dir.path().join("ntp-monitor-demo.sqlite"));
     let text = demo_config(&ca, ke_a, ke_b, wrong, &database, listen);
+    let config_path = dir.path().join("ntp-monitor-demo.toml");
     let config = config::parse(&text, dir.path()).context("the demo configuration")?;
     let running = monitor::start(config).await?;
     println!(
@@ -263,6 +264,14 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     println!(
         "  nts-a: NTS via 127.0.0.1:{ke_a}, nts-b: NTS via 127.0.0.1:{ke_b}, drifter: plain NTP at {wrong}, off by up to +240 ms every {period} s"
     );
+    // The configuration in force, for `export`/`verify` while the demo runs.
+    match std::fs::write(&config_path, &text) {
+        Ok(()) => println!(
+            "  config: {0}  (try: ntp-monitor export --config {0})",
+            config_path.display()
+        ),
+        Err(e) => tracing::warn!("cannot write {}: {e}", config_path.display()),
+    }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     match options.duration {
