@@ -253,6 +253,14 @@ fn health(server: &Server, now: UnixMs) -> Response {
                          "message": "the monitor has not finished a round yet"}],
         }),
     };
+    if let Some(why) = &live.log_failure
+        && let Some(reasons) = body["reasons"].as_array_mut()
+    {
+        reasons.insert(
+            0,
+            json!({"code": "log-write-failed", "alert": null, "source": null, "message": why}),
+        );
+    }
     body["healthy"] = json!(healthy);
     body["now"] = json!(timefmt::rfc3339(now));
     if !healthy {
@@ -381,6 +389,11 @@ pub fn metrics(server: &Server, now: UnixMs) -> String {
             v.valid_until
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP ntp_monitor_log_write_errors_total Failed writes to the transaction log.\n# TYPE ntp_monitor_log_write_errors_total counter\nntp_monitor_log_write_errors_total {}",
+        live.log_errors
+    );
     let _ = writeln!(
         out,
         "# HELP ntp_monitor_rounds_total Rounds since start.\n# TYPE ntp_monitor_rounds_total counter\nntp_monitor_rounds_total {}",
@@ -526,6 +539,18 @@ mod tests {
 
         set(&s, VerdictState::Degraded, now);
         assert_eq!(health(&s, UnixMs(now)).status, "503 Service Unavailable");
+        // No evidence, no trust: a log that cannot be written is a 503.
+        set(&s, VerdictState::Trusted, now);
+        lock(&s.live).log_failure = Some("disk full".into());
+        let r = health(&s, UnixMs(now));
+        assert_eq!(r.status, "503 Service Unavailable");
+        assert!(
+            r.body.contains("log-write-failed") && r.body.contains("disk full"),
+            "{}",
+            r.body
+        );
+        lock(&s.live).log_failure = None;
+        assert_eq!(health(&s, UnixMs(now)).status, "200 OK");
         let s = server(true);
         set(&s, VerdictState::Degraded, now);
         assert_eq!(health(&s, UnixMs(now)).status, "200 OK");

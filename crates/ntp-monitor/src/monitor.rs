@@ -78,6 +78,12 @@ pub struct Live {
     pub started: UnixMs,
     /// The policy in force.
     pub policy: ValidPolicy,
+    /// Why the last round could not be written to the log, if it could
+    /// not: without evidence the time is not vouched for, so `/health`
+    /// answers 503 until a round is logged again.
+    pub log_failure: Option<String>,
+    /// Failed log writes since start.
+    pub log_errors: u64,
 }
 
 impl Live {
@@ -107,6 +113,8 @@ impl Live {
             degraded_healthy: config.monitor.degraded_healthy,
             started: timefmt::now(),
             policy: config.policy.clone(),
+            log_failure: None,
+            log_errors: 0,
         }
     }
 
@@ -117,11 +125,12 @@ impl Live {
             return (None, false);
         };
         let v = v.as_of(now);
-        let healthy = match v.state {
-            VerdictState::Trusted => true,
-            VerdictState::Degraded => self.degraded_healthy,
-            VerdictState::Untrusted => false,
-        };
+        let healthy = self.log_failure.is_none()
+            && match v.state {
+                VerdictState::Trusted => true,
+                VerdictState::Degraded => self.degraded_healthy,
+                VerdictState::Untrusted => false,
+            };
         (Some(v), healthy)
     }
 }
@@ -254,6 +263,10 @@ async fn run_loop(config: Config, store: Store, live: SharedLive, mut stop: watc
                 Err(e) => tracing::error!("pruning the log failed: {e:#}"),
             }
         }
+        // A failed write sets `log_failure` at once; only a round written
+        // in full clears it.
+        let errors_before = lock(&live).log_errors;
+        let mut log_ok = false;
         let round_fut = run_round(&config, &store, &live, &mut states, round);
         let results = tokio::select! {
             r = round_fut => r,
@@ -275,8 +288,14 @@ async fn run_loop(config: Config, store: Store, live: SharedLive, mut stop: watc
                 Ok(())
             })
             .await;
-            if let Err(e) = r {
-                tracing::error!("cannot log the verdict of round {round}: {e:#}");
+            match r {
+                Err(e) => {
+                    tracing::error!("cannot log the verdict of round {round}: {e:#}");
+                    let mut l = lock(&live);
+                    l.log_errors += 1;
+                    l.log_failure = Some(format!("cannot log the verdict of round {round}: {e:#}"));
+                }
+                Ok(()) => log_ok = true,
             }
         }
         let v = &step.verdict;
@@ -300,6 +319,9 @@ async fn run_loop(config: Config, store: Store, live: SharedLive, mut stop: watc
         }
         {
             let mut l = lock(&live);
+            if log_ok && l.log_errors == errors_before {
+                l.log_failure = None;
+            }
             l.round = round;
             l.rounds += 1;
             if v.state == VerdictState::Trusted && v.reasons.is_empty() {
@@ -428,7 +450,12 @@ async fn check_source(
         let insert = record.clone();
         match with_store(store, move |s| s.insert_check(&insert)).await {
             Ok(id) => record.id = id,
-            Err(e) => tracing::error!(source = %source.name, "cannot log a check: {e:#}"),
+            Err(e) => {
+                tracing::error!(source = %source.name, "cannot log a check: {e:#}");
+                let mut l = lock(live);
+                l.log_errors += 1;
+                l.log_failure = Some(format!("cannot log a check of {}: {e:#}", source.name));
+            }
         }
         {
             let mut l = lock(live);

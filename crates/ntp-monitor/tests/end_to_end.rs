@@ -544,3 +544,41 @@ fn kill_9_loses_no_committed_check_and_the_log_continues() {
     assert!(checks > max_id);
     export_and_verify(&config, dir.path(), checks);
 }
+
+#[test]
+fn a_log_that_cannot_be_written_is_a_503() {
+    let fake = FakeChronyd::start("+0");
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_http();
+    let config = write_config(dir.path(), &plain_source("local", fake.ntp_port), addr, "");
+    let m = Monitor::start(&config, addr, dir.path());
+    let health = |want: u16, needle: &'static str| {
+        wait_for(
+            Duration::from_secs(15),
+            needle,
+            || match m.get("/health") {
+                (s, body) if s == want && body.contains(needle) => Some(body),
+                _ => None,
+            },
+            || format!("{:?}\n{}", m.get("/health"), m.log_text()),
+        )
+    };
+    health(200, "\"TRUSTED\"");
+    // Every insert into the log now fails, as on a full disk.
+    let conn = rusqlite::Connection::open(dir.path().join("log.sqlite")).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER full BEFORE INSERT ON checks BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    let body = health(503, "log-write-failed");
+    assert!(body.contains("disk full"), "{body}");
+    let (_, metrics) = m.get("/metrics");
+    assert!(
+        !metrics.contains("ntp_monitor_log_write_errors_total 0"),
+        "{metrics}"
+    );
+    conn.execute_batch("DROP TRIGGER full;").unwrap();
+    health(200, "\"TRUSTED\"");
+    assert!(m.terminate().success());
+}
