@@ -281,11 +281,7 @@ async fn run_loop(config: Config, store: Store, live: SharedLive, mut stop: watc
             let alerts = step.alerts.clone();
             let outcome = outcome.clone();
             let r = with_store(&store, move |s| {
-                s.insert_verdict(round, &verdict, &outcome)?;
-                for a in &alerts {
-                    s.insert_alert(a)?;
-                }
-                Ok(())
+                s.insert_round(round, &verdict, &outcome, &alerts)
             })
             .await;
             match r {

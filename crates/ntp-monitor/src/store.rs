@@ -317,6 +317,35 @@ impl Store {
         Ok(())
     }
 
+    /// Logs a round's verdict and its alerts in one transaction.
+    ///
+    /// # Errors
+    /// A database error; nothing of the round is logged then.
+    pub fn insert_round(
+        &mut self,
+        round: i64,
+        v: &Verdict,
+        outcome: &str,
+        alerts: &[Alert],
+    ) -> anyhow::Result<()> {
+        let before = self.last_state.clone();
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut r = self.insert_verdict(round, v, outcome);
+        for a in alerts {
+            if r.is_ok() {
+                r = self.insert_alert(a);
+            }
+        }
+        if r.is_ok() {
+            r = self.conn.execute_batch("COMMIT").map_err(Into::into);
+        }
+        if r.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.last_state = before;
+        }
+        r
+    }
+
     /// Logs an alert.
     ///
     /// # Errors
