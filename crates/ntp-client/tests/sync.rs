@@ -343,6 +343,18 @@ fn an_offset_beyond_the_panic_threshold_is_reported_not_fatal() {
             assert!(daemon.0.try_wait().unwrap().is_none(), "the daemon exited");
             let later = status(&socket).unwrap();
             assert!(later["sources"][0]["reach"].as_u64().unwrap() > 0);
+            // SIGTERM: a clean exit that removes the socket.
+            let pid = daemon.0.id().to_string();
+            assert!(
+                std::process::Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            let exit = daemon.0.wait().unwrap();
+            assert!(exit.success(), "{exit:?}\n{}", log(dir.path()));
+            assert!(!socket.exists(), "the socket was left behind");
             return;
         }
         last = Some(s);
