@@ -37,6 +37,34 @@ use crate::store::{self, CheckRecord};
 use crate::timefmt;
 
 const MAGIC: &str = "# ntp-monitor export v1";
+/// Column line of a verdicts export.
+const VERDICT_COLUMNS: &str =
+    "row,id,time,time_ms,round,state,outcome,valid_until,valid_until_ms,reasons,chain";
+/// Column line of an alerts export.
+const ALERT_COLUMNS: &str = "row,id,time,time_ms,kind,source,message,figures,chain";
+
+/// What an export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum What {
+    /// Every check attempt (the default).
+    #[default]
+    Checks,
+    /// Every round's verdict.
+    Verdicts,
+    /// Every alert.
+    Alerts,
+}
+
+impl What {
+    fn columns(self) -> &'static str {
+        match self {
+            Self::Checks => COLUMNS,
+            Self::Verdicts => VERDICT_COLUMNS,
+            Self::Alerts => ALERT_COLUMNS,
+        }
+    }
+}
+
 const COLUMNS: &str = "row,id,time,time_ms,round,attempt,source,operator,address,server,nts,version,stratum,refid,precision,leap,offset_s,delay_s,dispersion_s,jitter_s,root_delay_s,root_dispersion_s,result,passed,diagnostic,chain";
 
 /// Loads the Ed25519 signing key (PKCS#8) from `path`, which must exist.
@@ -102,9 +130,12 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn row_text(n: u64, c: &CheckRecord) -> String {
+fn ms(t: UnixMs) -> i64 {
+    i64::try_from(t.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn row_fields(c: &CheckRecord) -> String {
     let fields = [
-        n.to_string(),
         c.id.to_string(),
         timefmt::rfc3339(UnixMs(u64::try_from(c.at_ms).unwrap_or(0))),
         c.at_ms.to_string(),
@@ -149,23 +180,93 @@ pub fn export(
     to: UnixMs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
+    export_what(database, key, What::Checks, from, to, out)
+}
+
+/// Like [`export`], for checks, verdicts or alerts.
+///
+/// # Errors
+/// Database, key or write errors.
+pub fn export_what(
+    database: &Path,
+    key: &Ed25519KeyPair,
+    what: What,
+    from: UnixMs,
+    to: UnixMs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
     let conn = store::open_reader(database)?;
     let header = format!(
-        "{MAGIC}\n# from {} to {}\n# public-key {}\n{COLUMNS}\n",
+        "{MAGIC}\n# from {} to {}\n# public-key {}\n{}\n",
         timefmt::rfc3339(from),
         timefmt::rfc3339(to),
-        hex::encode(key.public_key().as_ref())
+        hex::encode(key.public_key().as_ref()),
+        what.columns()
     );
     out.write_all(header.as_bytes())?;
     let mut chain = sha256(&[header.as_bytes()]);
     let mut n = 0u64;
-    store::for_each_check(&conn, from, to, |c| {
+    let mut emit = |fields: &str| -> anyhow::Result<()> {
         n += 1;
-        let line = row_text(n, &c);
+        let line = format!("{n},{fields}");
         chain = sha256(&[&chain, line.as_bytes()]);
         writeln!(out, "{line},{}", hex::encode(chain))?;
         Ok(())
-    })?;
+    };
+    let when = |ms: i64| timefmt::rfc3339(UnixMs(u64::try_from(ms).unwrap_or(0)));
+    match what {
+        What::Checks => store::for_each_check(&conn, from, to, |c| emit(&row_fields(&c)))?,
+        What::Verdicts => {
+            let mut stmt = conn.prepare(
+                "SELECT id, at_ms, round, state, outcome, valid_until_ms, reasons FROM verdicts
+                 WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id",
+            )?;
+            let mut rows = stmt.query(rusqlite::params![ms(from), ms(to)])?;
+            while let Some(r) = rows.next()? {
+                let (id, at, round): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                let (state, outcome): (String, String) = (r.get(3)?, r.get(4)?);
+                let (until, reasons): (i64, String) = (r.get(5)?, r.get(6)?);
+                emit(
+                    &[
+                        id.to_string(),
+                        when(at),
+                        at.to_string(),
+                        round.to_string(),
+                        csv_field(&state),
+                        csv_field(&outcome),
+                        when(until),
+                        until.to_string(),
+                        csv_field(&reasons),
+                    ]
+                    .join(","),
+                )?;
+            }
+        }
+        What::Alerts => {
+            let mut stmt = conn.prepare(
+                "SELECT id, at_ms, kind, source, message, figures FROM alerts
+                 WHERE at_ms >= ?1 AND at_ms < ?2 ORDER BY id",
+            )?;
+            let mut rows = stmt.query(rusqlite::params![ms(from), ms(to)])?;
+            while let Some(r) = rows.next()? {
+                let (id, at): (i64, i64) = (r.get(0)?, r.get(1)?);
+                let (kind, source): (String, Option<String>) = (r.get(2)?, r.get(3)?);
+                let (message, figures): (String, String) = (r.get(4)?, r.get(5)?);
+                emit(
+                    &[
+                        id.to_string(),
+                        when(at),
+                        at.to_string(),
+                        csv_field(&kind),
+                        csv_field(&source.unwrap_or_default()),
+                        csv_field(&message),
+                        csv_field(&figures),
+                    ]
+                    .join(","),
+                )?;
+            }
+        }
+    }
     let chain_hex = hex::encode(chain);
     let sig = key.sign(signed_message(n, &chain_hex).as_bytes());
     writeln!(
@@ -277,10 +378,12 @@ pub fn verify(text: &str, public_key: &[u8]) -> Result<u64, Tamper> {
             return Err(Tamper::Header("file ends in the header".into()));
         };
         let body = line.trim_end_matches('\n');
-        let ok = if i == 0 || i == 3 {
-            body == want
-        } else {
-            body.starts_with(want)
+        let ok = match i {
+            0 => body == want,
+            3 => [What::Checks, What::Verdicts, What::Alerts]
+                .iter()
+                .any(|w| body == w.columns()),
+            _ => body.starts_with(want),
         };
         if !ok {
             return Err(Tamper::Header(format!("line {} is {body:?}", i + 1)));
@@ -575,6 +678,48 @@ mod tests {
                 line: 8
             }
         );
+    }
+
+    #[test]
+    fn verdicts_and_alerts_export_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("log.sqlite");
+        let mut store = Store::open(&db).unwrap();
+        let v = ntp_policy::Verdict {
+            state: ntp_policy::VerdictState::Degraded,
+            reasons: vec![ntp_policy::Reason::NoUsableSource],
+            issued_at: UnixMs(5000),
+            valid_until: UnixMs(65000),
+        };
+        let alert = ntp_policy::Alert {
+            kind: ntp_policy::AlertKind::NtpThresholdReached,
+            source: Some("a".into()),
+            figures: vec![ntp_policy::Figure::new("offset_s", 0.25)],
+            message: "offset +0.25 s, beyond".into(),
+            at: UnixMs(5000),
+        };
+        store.insert_round(7, &v, "failed", &[alert]).unwrap();
+        let key = load_or_create_key(&dir.path().join("k")).unwrap();
+        let pk = key.public_key().as_ref().to_vec();
+        for (what, needle) in [
+            (What::Verdicts, "DEGRADED"),
+            (What::Alerts, "NTP_THRESHOLD_REACHED"),
+        ] {
+            let mut out = Vec::new();
+            let n = export_what(&db, &key, what, UnixMs(0), UnixMs(10_000), &mut out).unwrap();
+            assert_eq!(n, 1);
+            let text = String::from_utf8(out).unwrap();
+            assert!(
+                text.contains(needle) && text.contains(what.columns()),
+                "{text}"
+            );
+            assert_eq!(verify(&text, &pk), Ok(1));
+            let tampered = text.replacen(needle, &needle.to_lowercase(), 1);
+            assert_eq!(
+                verify(&tampered, &pk),
+                Err(Tamper::Changed { row: 1, line: 5 })
+            );
+        }
     }
 
     #[test]

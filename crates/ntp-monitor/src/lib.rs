@@ -80,6 +80,9 @@ pub enum Command {
         /// Output format (only csv).
         #[arg(long, default_value = "csv")]
         format: String,
+        /// What to export: the checks (default), the verdicts or the alerts.
+        #[arg(long, value_enum, default_value_t = export::What::Checks)]
+        what: export::What,
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -155,6 +158,14 @@ fn init_logging(default: &str) {
         .try_init();
 }
 
+fn what_name(what: export::What) -> &'static str {
+    match what {
+        export::What::Checks => "checks",
+        export::What::Verdicts => "verdicts",
+        export::What::Alerts => "alerts",
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -202,6 +213,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             from,
             to,
             format,
+            what,
             output,
         } => {
             if format != "csv" {
@@ -224,7 +236,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     let file = std::fs::File::create(path)
                         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
                     let mut w = std::io::BufWriter::new(file);
-                    let n = export::export(&config.monitor.database, &key, from, to, &mut w)?;
+                    let n = export::export_what(
+                        &config.monitor.database,
+                        &key,
+                        what,
+                        from,
+                        to,
+                        &mut w,
+                    )?;
                     w.into_inner()
                         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.error()))?
                         .sync_all()?;
@@ -233,12 +252,19 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 None => {
                     let stdout = std::io::stdout();
                     let mut w = std::io::BufWriter::new(stdout.lock());
-                    let n = export::export(&config.monitor.database, &key, from, to, &mut w)?;
+                    let n = export::export_what(
+                        &config.monitor.database,
+                        &key,
+                        what,
+                        from,
+                        to,
+                        &mut w,
+                    )?;
                     w.flush()?;
                     n
                 }
             };
-            eprintln!("ntp-monitor: exported {n} checks");
+            eprintln!("ntp-monitor: exported {n} {}", what_name(what));
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify {

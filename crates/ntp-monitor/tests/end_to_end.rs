@@ -461,6 +461,35 @@ fn faketime_source_past_threshold_holds_then_releases() {
         .unwrap();
     assert!(failed >= 2, "{failed}");
     export_and_verify(&config, dir.path(), checks);
+
+    // The alerts and the verdicts export and verify the same way.
+    for what in ["alerts", "verdicts"] {
+        let out = dir.path().join(format!("{what}.csv"));
+        let (code, _, err) = run(&[
+            "export",
+            "--config",
+            config.to_str().unwrap(),
+            "--what",
+            what,
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let needle = if what == "alerts" {
+            "HOLD_RELEASED"
+        } else {
+            "UNTRUSTED"
+        };
+        assert!(text.contains(needle), "{text}");
+        let (code, out_text, _) = run(&[
+            "verify",
+            "--config",
+            config.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out_text}");
+    }
 }
 
 #[test]
