@@ -28,15 +28,21 @@ struct Upstreamed {
 
 impl Upstreamed {
     fn start(upstream_ports: &[u16]) -> Self {
+        let sources: String = upstream_ports
+            .iter()
+            .map(|p| format!("[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:{p}\"\n\n"))
+            .collect();
+        Self::start_with_sources(&sources)
+    }
+
+    fn start_with_sources(sources: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (port, metrics_port) = (free_port(), free_port());
         let mut text = format!(
             "[[server]]\nlisten = \"127.0.0.1:{port}\"\nworkers = 1\n\n\
              [observability]\nmetrics-exporter-listen = \"127.0.0.1:{metrics_port}\"\n\n"
         );
-        for p in upstream_ports {
-            text += &format!("[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:{p}\"\n\n");
-        }
+        text += sources;
         text += "[synchronization]\nmin-poll = 0\nmax-poll = 1\nacquire-wait = 3\n";
         let config = dir.path().join("ntp-server.toml");
         std::fs::write(&config, text).unwrap();
@@ -331,4 +337,29 @@ fn source_tables_are_checked_with_their_line() {
     let engine = ntp_server::engine_config(&loaded.config, -20);
     assert_eq!(engine.sources.len(), 2);
     assert_eq!(engine.sources[1].count, 2);
+}
+
+#[test]
+fn follows_an_nts_upstream() {
+    let upstream = Chronyd::start();
+    let server = Upstreamed::start_with_sources(&format!(
+        "[[source]]\nmode = \"nts\"\naddress = \"localhost:{}\"\ncertificate-authority = \"{}\"\n\n",
+        upstream.ke_port,
+        upstream.pki.ca.display()
+    ));
+    let synced = wait_for(Duration::from_secs(30), || ask(server.ntp_addr).ok());
+    let Some(m) = synced else {
+        panic!("never synchronised over NTS:\n{}", server.log());
+    };
+    assert_eq!((m.stratum, m.leap), (2, LeapIndicator::NoWarning));
+    assert_eq!(m.reference_id, ReferenceId::from_bytes([127, 0, 0, 1]));
+    let metrics = server.metrics();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("ntp_server_upstream_source_reach{"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", upstream.ntp_port)),
+        "the NTP server named by NTS-KE: {metrics}"
+    );
 }
