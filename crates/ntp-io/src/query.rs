@@ -334,14 +334,18 @@ impl QueryClient {
         last_rejection: &mut Option<String>,
     ) -> Result<Option<Measurement>, QueryError> {
         let server = self.server;
-        let mut rng = rand::rng();
-        let header = Header::client_request(REQUEST_POLL, rng.next_u64());
-        let (bytes, uid) = match &mut self.nts {
-            None => (header.to_bytes().to_vec(), None),
-            Some(session) => {
-                let sealed = seal_request(&header, &mut session.jar, MAX_NTS_REQUEST, &mut rng)
-                    .map_err(|e| QueryError::Seal(e.to_string()))?;
-                (sealed.bytes, Some(sealed.uid))
+        // The thread-local RNG is not Send: keep it out of the awaits below,
+        // so a QueryClient can be used from any task.
+        let (header, bytes, uid) = {
+            let mut rng = rand::rng();
+            let header = Header::client_request(REQUEST_POLL, rng.next_u64());
+            match &mut self.nts {
+                None => (header, header.to_bytes().to_vec(), None),
+                Some(session) => {
+                    let sealed = seal_request(&header, &mut session.jar, MAX_NTS_REQUEST, &mut rng)
+                        .map_err(|e| QueryError::Seal(e.to_string()))?;
+                    (header, sealed.bytes, Some(sealed.uid))
+                }
             }
         };
         let t1 = now();
@@ -469,6 +473,14 @@ impl QueryClient {
             nts,
         }))
     }
+}
+
+/// Compile-time check: queries can run on any tokio worker thread.
+#[allow(dead_code)]
+fn sample_future_is_send(
+    client: &mut QueryClient,
+) -> impl Future<Output = Result<Measurement, QueryError>> + Send + '_ {
+    client.sample()
 }
 
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, QueryError> {
