@@ -38,6 +38,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
 const DASHBOARD_JS: &str = include_str!("../assets/dashboard.js");
+const ERRORS_JS: &str = include_str!("../assets/errors.js");
 const UPLOT_JS: &str = include_str!("../assets/uPlot.iife.min.js");
 const UPLOT_CSS: &str = include_str!("../assets/uPlot.min.css");
 
@@ -140,7 +141,10 @@ async fn respond(mut stream: TcpStream, server: &Arc<Server>) -> std::io::Result
         Response::text("405 Method Not Allowed", "method not allowed\n")
     };
     let head = format!(
-        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\
+         X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n\
+         Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'\r\n\
+         Connection: close\r\n\r\n",
         response.status,
         response.content_type,
         response.body.len()
@@ -187,6 +191,11 @@ pub fn route(server: &Server, target: &str) -> Response {
             status: "200 OK",
             content_type: "text/javascript; charset=utf-8",
             body: DASHBOARD_JS.to_string(),
+        },
+        "/assets/errors.js" => Response {
+            status: "200 OK",
+            content_type: "text/javascript; charset=utf-8",
+            body: ERRORS_JS.to_string(),
         },
         "/assets/uPlot.iife.min.js" => Response {
             status: "200 OK",
