@@ -228,7 +228,8 @@ async function tick() {
 
 function setRange(r) {
   range = r;
-  try { history.replaceState(null, "", "?range=" + r); } catch (e) { /* file: or sandboxed */ }
+  const q = r === "custom" ? "?range=custom&from=" + encodeURIComponent($("from").value) + "&to=" + encodeURIComponent($("to").value) : "?range=" + r;
+  try { history.replaceState(null, "", q); } catch (e) { /* file: or sandboxed */ }
   document.querySelectorAll("#ranges button").forEach((b) => b.classList.toggle("on", b.dataset.range === r));
   refreshCharts().catch((e) => window.onerror(e.message, "refreshCharts", 0));
 }
@@ -236,8 +237,9 @@ function setRange(r) {
 document.querySelectorAll("#ranges button").forEach((b) => b.addEventListener("click", () => setRange(b.dataset.range)));
 {
   const now = new Date(), iso = (d) => d.toISOString().slice(0, 16);
-  $("to").value = iso(now);
-  $("from").value = iso(new Date(now.getTime() - 6 * 3600e3));
+  const p = new URLSearchParams(location.search);
+  $("to").value = p.get("to") || iso(now);
+  $("from").value = p.get("from") || iso(new Date(now.getTime() - 6 * 3600e3));
 }
 
 tick().then(() => setRange(range));

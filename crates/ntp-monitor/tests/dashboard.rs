@@ -180,6 +180,25 @@ fn demo_dashboard_renders_in_headless_chromium() {
         "365d button not selected"
     );
 
+    // A custom range (UTC) from the URL: the last ten minutes.
+    let now = ntp_monitor::timefmt::now().as_millis();
+    let minute = |ms: u64| ntp_monitor::timefmt::rfc3339(ntp_policy::UnixMs(ms))[..16].to_string();
+    let custom = format!(
+        "{url}?range=custom&from={}&to={}",
+        minute(now - 600_000),
+        minute(now + 120_000)
+    );
+    let dom = headless(&profile, &custom, &["--dump-dom"]);
+    assert!(
+        dom.contains("<title>ntp-monitor: ready ("),
+        "custom: {}",
+        &dom[..dom.len().min(1000)]
+    );
+    assert!(
+        !dom.contains("ready (0 points"),
+        "custom range shows no data"
+    );
+
     let artifacts = target_dir().join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("dashboard.png");
