@@ -42,7 +42,11 @@ fn a_million_distinct_sources_keep_memory_bounded() {
     // Let the server drain its queue.
     let deadline = Instant::now() + Duration::from_secs(20);
     while server.metric("ntp_server_requests_received_total") < u64::from(SOURCES) / 2 {
-        assert!(Instant::now() < deadline, "server received too little:\n{}", server.metrics());
+        assert!(
+            Instant::now() < deadline,
+            "server received too little:\n{}",
+            server.metrics()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -56,6 +60,12 @@ fn a_million_distinct_sources_keep_memory_bounded() {
     // Each distinct source is new to the rate limiter, so each is answered
     // (none is limited); the table evicts and memory stays flat.
     assert!(received >= u64::from(SOURCES) / 2, "{received}");
-    assert_eq!(server.metric("ntp_server_responses_total{kind=\"kod_rate\"}"), 0);
-    assert!(after.saturating_sub(before) < 8 * 1024, "RSS grew from {before} to {after} KiB");
+    assert_eq!(
+        server.metric("ntp_server_responses_total{kind=\"kod_rate\"}"),
+        0
+    );
+    assert!(
+        after.saturating_sub(before) < 8 * 1024,
+        "RSS grew from {before} to {after} KiB"
+    );
 }
