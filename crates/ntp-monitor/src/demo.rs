@@ -1,8 +1,8 @@
 //! `ntp-monitor demo`: the embedded default. No configuration, no internet:
-//! two NTS servers (this suite's `ntp-server`, in-process, with a throwaway
-//! CA) and one deliberately wrong plain NTP server whose clock drifts away
-//! and snaps back every two minutes, all on loopback; the monitor checks
-//! them every 2 s and serves the dashboard.
+//! three NTS servers (this suite's `ntp-server`, in-process, with a
+//! throwaway CA), one of them deliberately wrong: its clock drifts away and
+//! snaps back every two minutes. All on loopback; the monitor checks them
+//! every 2 s and serves the dashboard.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use ntp_proto::{Header, LeapIndicator, NtpDuration, NtpShort, ReferenceId, SystemInfo};
+use ntp_proto::{NtpDuration, NtpTimestamp, UnixTime};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
 use tokio::sync::watch;
 
@@ -116,19 +116,50 @@ async fn start_nts_server(
     Err(last.unwrap_or_else(|| anyhow::anyhow!("cannot start the NTS server")))
 }
 
-/// A plain NTP server on loopback whose clock is off by
-/// `offset(unix seconds)`; stops when `stop` changes.
+/// An NTS server on loopback (this suite's `ntp-server` request core and
+/// NTS-KE) whose clock is off by `offset(unix seconds)`: its UDP side is
+/// served here, with the receive and transmit timestamps skewed; stops when
+/// `stop` changes. Returns the server (NTS-KE), its NTS-KE port, and the
+/// UDP task.
 ///
 /// # Errors
-/// The socket cannot be bound.
-pub async fn start_wrong_server(
+/// A socket cannot be bound, or the certificate cannot be loaded.
+pub async fn start_wrong_nts_server(
+    cert: &Path,
+    key: &Path,
     offset: Arc<dyn Fn(f64) -> f64 + Send + Sync>,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(ntp_server::run::Running, u16, tokio::task::JoinHandle<()>)> {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    let addr = socket.local_addr()?;
+    let ntp_port = socket.local_addr()?.port();
+    let text = format!(
+        "[[server]]\nlisten = \"127.0.0.1:{ntp_port}\"\nworkers = 1\n\n\
+         [[nts-ke-server]]\nlisten = \"127.0.0.1:0\"\n\
+         certificate-chain-path = \"{}\"\nprivate-key-path = \"{}\"\nntp-port = {ntp_port}\n\n\
+         [synchronization]\nlocal-stratum = 1\nreference-id = \"DRFT\"\n",
+        cert.display(),
+        key.display()
+    );
+    let loaded = ntp_server::config::parse(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut settings = ntp_server::settings_from_config(&loaded.config)?;
+    // The request core is served below, on the socket bound above; the
+    // server runs NTS-KE only.
+    let core = settings
+        .ntp
+        .pop()
+        .context("no NTP listener in the drifter's configuration")?
+        .core;
+    let (keys, system) = (settings.keys.clone(), settings.system.clone());
+    let running = ntp_server::run::start(settings).await?;
+    let ke_port = running
+        .ke_addrs
+        .first()
+        .map(SocketAddr::port)
+        .context("no NTS-KE listener")?;
     let task = tokio::spawn(async move {
-        let mut buf = [0u8; 1024];
+        let started = std::time::Instant::now();
+        let mut buf = [0u8; 2048];
+        let mut out = Vec::with_capacity(2048);
         loop {
             let (n, from) = tokio::select! {
                 r = socket.recv_from(&mut buf) => match r {
@@ -137,31 +168,39 @@ pub async fn start_wrong_server(
                 },
                 _ = stop.changed() => return,
             };
-            let Some(Ok(request)) = buf.get(..n).map(Header::parse) else {
-                continue;
-            };
             let now = SystemTime::now();
             let unix = now
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
             let skew = NtpDuration::from_seconds_f64(offset(unix));
-            let t = ntp_proto::NtpTimestamp::from_unix(ntp_proto::UnixTime::from_system_time(now))
-                + skew;
-            let system = SystemInfo {
-                leap: LeapIndicator::NoWarning,
-                stratum: 1,
-                precision: -20,
-                root_delay: NtpShort::from_seconds_f64(0.0),
-                root_dispersion: NtpShort::from_seconds_f64(0.0005),
-                reference_id: ReferenceId::from_ascii("DRFT")
-                    .unwrap_or(ReferenceId::from_bytes(*b"DRFT")),
-                reference_timestamp: t,
+            let receive = NtpTimestamp::from_unix(UnixTime::from_system_time(now)) + skew;
+            let reply = {
+                let request = ntp_server::core::Request {
+                    from: from.ip(),
+                    bytes: buf.get(..n).unwrap_or_default(),
+                    receive,
+                    now_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                };
+                let keys = keys.read();
+                let transmit = || {
+                    NtpTimestamp::from_unix(UnixTime::from_system_time(SystemTime::now())) + skew
+                };
+                core.handle(
+                    &request,
+                    &system.get(),
+                    &keys,
+                    transmit,
+                    &mut rand::rng(),
+                    &mut out,
+                )
+                .is_reply()
             };
-            let reply = Header::server_response(&request, &system, t, t);
-            let _ = socket.send_to(&reply.to_bytes(), from).await;
+            if reply {
+                let _ = socket.send_to(&out, from).await;
+            }
         }
     });
-    Ok((addr, task))
+    Ok((running, ke_port, task))
 }
 
 /// The monitor configuration of the demo, for servers at these ports.
@@ -169,12 +208,12 @@ pub fn demo_config(
     ca: &Path,
     ke_a: u16,
     ke_b: u16,
-    wrong: SocketAddr,
+    ke_c: u16,
     database: &Path,
     listen: SocketAddr,
 ) -> String {
     format!(
-        r#"# ntp-monitor demo: two NTS servers and one that drifts away.
+        r#"# ntp-monitor demo: three NTS servers, one of which drifts away.
 [[source]]
 name = "nts-a"
 mode = "nts"
@@ -191,9 +230,10 @@ certificate-authority = "{ca}"
 
 [[source]]
 name = "drifter"
-mode = "server"
-address = "{wrong}"
+mode = "nts"
+address = "127.0.0.1:{ke_c}"
 operator = "Demo Lab C (deliberately wrong)"
+certificate-authority = "{ca}"
 
 [policy]
 mode = "check-all"
@@ -236,8 +276,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
         .drift_period
         .filter(|p| p.is_finite() && *p >= 1.0)
         .unwrap_or(DRIFT_PERIOD_S);
-    let (wrong, wrong_task) =
-        start_wrong_server(Arc::new(move |t| drift_offset(t - start, period)), stop_rx).await?;
+    let (server_c, ke_c, wrong_task) = start_wrong_nts_server(
+        &cert,
+        &key,
+        Arc::new(move |t| drift_offset(t - start, period)),
+        stop_rx,
+    )
+    .await?;
     let listen = match options.listen {
         Some(l) => l,
         None => {
@@ -253,7 +298,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
         .database
         .clone()
         .unwrap_or_else(|| dir.path().join("ntp-monitor-demo.sqlite"));
-    let text = demo_config(&ca, ke_a, ke_b, wrong, &database, listen);
+    let text = demo_config(&ca, ke_a, ke_b, ke_c, &database, listen);
     let config_path = dir.path().join("ntp-monitor-demo.toml");
     let config = config::parse(&text, dir.path()).context("the demo configuration")?;
     let running = monitor::start(config).await?;
@@ -262,7 +307,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
         running.http_addr
     );
     println!(
-        "  nts-a: NTS via 127.0.0.1:{ke_a}, nts-b: NTS via 127.0.0.1:{ke_b}, drifter: plain NTP at {wrong}, off by up to +240 ms every {period} s"
+        "  nts-a: NTS via 127.0.0.1:{ke_a}, nts-b: NTS via 127.0.0.1:{ke_b}, drifter: NTS via 127.0.0.1:{ke_c}, off by up to +240 ms every {period} s"
     );
     // The configuration in force, for `export`/`verify` while the demo runs.
     match std::fs::write(&config_path, &text) {
@@ -288,6 +333,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<ExitCode> {
     let _ = wrong_task.await;
     server_a.stop().await;
     server_b.stop().await;
+    server_c.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 
