@@ -181,11 +181,15 @@ async function refreshCharts() {
   const bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
   const stepped = uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined;
   charts.push(lineChart($("c-pass"), "Checks passed / failed, and the verdict", "checks", xs, [
-    { label: "passed", stroke: "#1a7f37", fill: "rgba(26,127,55,.25)", paths: bars, points: { show: false }, data: passed },
-    { label: "failed", stroke: "#c62828", fill: "rgba(198,40,40,.45)", paths: bars, points: { show: false }, data: failed },
+    // Stacked: all checks in red behind, the passed ones in green in front,
+    // so the red cap is the failed count (which the legend shows).
+    { label: "failed", stroke: "#c62828", fill: "#ef9a9a", paths: bars, points: { show: false },
+      data: passed.map((p, i) => p + failed[i]), value: (u, v, si, i) => (i == null ? "–" : failed[i]) },
+    { label: "passed", stroke: "#1a7f37", fill: "#a5d6a7", paths: bars, points: { show: false }, data: passed },
     { label: "verdict", stroke: "#1f2328", width: 2, paths: stepped, scale: "v", points: { show: false }, data: level,
       value: (u, v) => v == null ? "–" : ["UNTRUSTED", "DEGRADED", "TRUSTED"][v] },
   ], xr, (o) => {
+    o.scales.y = { range: (u, min, max) => [0, Math.max(1, max) * 1.1] };
     o.scales.v = { range: [-0.2, 2.2] };
     o.axes.pop();
     o.axes.push({ scale: "v", side: 1, size: 90, grid: { show: false }, splits: [0, 1, 2],
