@@ -44,7 +44,8 @@ pub struct SourceLive {
     /// Reachability register, as `chronyc sources`' Reach: bit 0 is the
     /// last round, set when a reply came.
     pub reach: u8,
-    /// Whether the source passed the last round.
+    /// Whether the source passed the last round (`None` before the first
+    /// round, and when `first-pass` skipped it).
     pub passed: Option<bool>,
     /// The last attempt.
     pub last: Option<CheckRecord>,
@@ -332,7 +333,12 @@ async fn run_loop(config: Config, store: Store, live: SharedLive, mut stop: watc
             let excess = l.open_alerts.len().saturating_sub(MAX_OPEN_ALERTS);
             l.open_alerts.drain(..excess);
             for (src, eval) in l.sources.iter_mut().zip(&step.round.sources) {
-                src.passed = Some(eval.passed());
+                // `first-pass`: a source after the deciding one is skipped,
+                // neither passed nor failed.
+                src.passed = match eval.status {
+                    ntp_policy::SourceStatus::Skipped => None,
+                    _ => Some(eval.passed()),
+                };
             }
             l.verdict = Some(step.verdict);
             l.outcome = Some(outcome);
