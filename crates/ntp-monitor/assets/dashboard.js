@@ -138,7 +138,8 @@ async function refreshCharts() {
   for (const a of alerts.alerts) first = Math.min(first, a.at_ms);
   for (const v of verdicts.verdicts) first = Math.min(first, Math.max(v.at_ms, from));
   first = Math.min(first, series.from_ms);
-  const x0 = Math.max(from, first === to ? from : first - series.bucket_ms);
+  // At least 20 s wide, so the time ticks stay readable on a new log.
+  const x0 = Math.max(from, Math.min(to - 20e3, first === to ? from : first - series.bucket_ms));
   const xr = [x0 / 1000, to / 1000];
   $("rangeinfo").textContent = "· " + utc(x0) + " – " + utc(to) + " UTC, " + (series.bucket_ms / 1000) + " s buckets";
 
