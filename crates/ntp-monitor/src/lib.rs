@@ -173,16 +173,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Waits for SIGTERM or SIGINT.
+/// Waits for SIGTERM or SIGINT. SIGHUP (which would otherwise end the
+/// process) is logged and ignored: the configuration is read at start only.
 pub(crate) async fn signalled() -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                tracing::warn!("SIGHUP ignored: restart ntp-monitor to apply a new configuration");
+            }
+        }
     }
-    Ok(())
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
