@@ -124,8 +124,7 @@ pub struct Config {
 struct RawConfig {
     #[serde(default, rename = "source")]
     sources: Vec<Spanned<RawSource>>,
-    #[serde(default)]
-    policy: RawPolicy,
+    policy: Option<Spanned<RawPolicy>>,
     #[serde(default)]
     monitor: RawMonitor,
     #[serde(default)]
@@ -151,7 +150,7 @@ enum SourceMode {
     Nts,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawPolicy {
     mode: Option<PolicyMode>,
@@ -338,7 +337,13 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
         bail!("no [[source]] configured");
     }
 
-    let p = raw.policy;
+    let (p, policy_at) = match raw.policy {
+        Some(spanned) => (
+            spanned.get_ref().clone(),
+            format!("[policy] at line {}", line_of(text, spanned.span().start)),
+        ),
+        None => (RawPolicy::default(), "[policy]".to_string()),
+    };
     let mut policy = Policy::new(
         sources
             .iter()
@@ -415,7 +420,7 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
     if let Some(v) = p.lease_s {
         policy.lease = Duration::from_secs(v);
     }
-    let policy = policy.validate().context("[policy]")?;
+    let policy = policy.validate().context(policy_at)?;
     for w in policy.warnings() {
         tracing::warn!("[policy]: {w}");
     }
@@ -563,7 +568,7 @@ signing-key-path = "/etc/k"
         let e = err("[[source]]\nmode = \"server\"\naddress = \"h\"\n");
         assert!(e.contains("operator"), "{e}");
         let e = err(&format!("{src}[policy]\nmode = \"quorum\"\nquorum = 3\n"));
-        assert!(e.contains("quorum 3 exceeds"), "{e}");
+        assert!(e.contains("quorum 3 exceeds") && e.contains("line"), "{e}");
         let e = err(&format!("{src}[monitor]\nhttp-listen = \"nowhere\"\n"));
         assert!(e.contains("http-listen") || e.contains("line 6"), "{e}");
         let e = err(&format!("{src}[alerts]\nwebhook = \"https://x/\"\n"));
