@@ -14,6 +14,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::config::AlertSettings;
 use crate::timefmt;
 
+/// Webhook deliveries tried per alert (within `[alerts] timeout-ms`).
+pub const WEBHOOK_ATTEMPTS: u32 = 3;
+/// Pause between webhook attempts.
+const WEBHOOK_RETRY: Duration = Duration::from_secs(1);
+
 /// The JSON document delivered for an alert.
 pub fn alert_json(a: &Alert) -> serde_json::Value {
     serde_json::json!({
@@ -104,13 +109,32 @@ impl Dispatcher {
         if let Some(url) = self.webhook.clone() {
             let (body, timeout) = (body.clone(), self.timeout);
             tokio::spawn(async move {
-                match tokio::time::timeout(timeout, post(&url, &body)).await {
-                    Ok(Ok(status)) if (200..300).contains(&status) => {
-                        tracing::debug!("webhook accepted the alert ({status})");
+                // Up to WEBHOOK_ATTEMPTS tries, 1 s apart, within the
+                // timeout; a pager relay that blinks should not lose alerts.
+                let deadline = tokio::time::Instant::now() + timeout;
+                for attempt in 1..=WEBHOOK_ATTEMPTS {
+                    let why = match tokio::time::timeout_at(deadline, post(&url, &body)).await {
+                        Ok(Ok(status)) if (200..300).contains(&status) => {
+                            tracing::debug!("webhook accepted the alert ({status})");
+                            return;
+                        }
+                        Ok(Ok(status)) => format!("answered {status}"),
+                        Ok(Err(e)) => format!("{e:#}"),
+                        Err(_) => {
+                            tracing::error!("webhook: no success within {timeout:?}");
+                            return;
+                        }
+                    };
+                    tracing::error!(
+                        "webhook attempt {attempt} of {WEBHOOK_ATTEMPTS} failed: {why}"
+                    );
+                    if attempt < WEBHOOK_ATTEMPTS
+                        && tokio::time::timeout_at(deadline, tokio::time::sleep(WEBHOOK_RETRY))
+                            .await
+                            .is_err()
+                    {
+                        return;
                     }
-                    Ok(Ok(status)) => tracing::error!("webhook answered {status}"),
-                    Ok(Err(e)) => tracing::error!("webhook failed: {e:#}"),
-                    Err(_) => tracing::error!("webhook timed out after {timeout:?}"),
                 }
             });
         }
@@ -190,6 +214,48 @@ async fn run_command(cmd: &PathBuf, body: &str, timeout: Duration) -> anyhow::Re
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn webhook_retries_until_accepted() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let mut bodies = Vec::new();
+            for (i, stream) in listener.incoming().take(2).enumerate() {
+                let mut s = stream.unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).unwrap_or(0);
+                bodies.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let status = if i == 0 { "503 Busy" } else { "200 OK" };
+                let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            }
+            bodies
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let d = Dispatcher::new(AlertSettings {
+                webhook: Some(format!("http://{addr}/hook")),
+                command: None,
+                timeout: Duration::from_secs(5),
+            });
+            d.dispatch(Alert {
+                kind: ntp_policy::AlertKind::HoldEntered,
+                source: None,
+                figures: vec![],
+                message: "hold".into(),
+                at: ntp_policy::UnixMs(1),
+            });
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+        });
+        let bodies = server.join().unwrap();
+        assert_eq!(bodies.len(), 2, "{bodies:?}");
+        assert!(bodies[1].contains("POST /hook") && bodies[1].contains("HOLD_ENTERED"));
+    }
 
     #[test]
     fn urls() {
