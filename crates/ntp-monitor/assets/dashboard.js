@@ -159,7 +159,7 @@ async function refreshCharts() {
 
   charts.forEach((c) => c.destroy());
   charts = [];
-  ["c-offset", "c-jitter", "c-delay", "c-pass", "c-alerts"].forEach((id) => { $(id).innerHTML = ""; });
+  ["c-offset", "c-jitter", "c-delay", "c-pass", "c-strip", "c-alerts"].forEach((id) => { $(id).innerHTML = ""; });
 
   const maxMs = st.policy.max_offset_s * 1000;
   const offsetSeries = perSource("offset_s").concat([
@@ -196,6 +196,28 @@ async function refreshCharts() {
     o.axes.push({ scale: "v", side: 1, size: 90, grid: { show: false }, splits: [0, 1, 2],
       values: (u, vals) => vals.map((v) => ["UNTRUSTED", "DEGRADED", "TRUSTED"][v] || "") });
   }));
+
+  // Pass/fail per source: one row per source, a green dot for a bucket
+  // where every check passed, a red one where any failed.
+  const strip = [];
+  names.forEach((n, i) => {
+    const ok = new Array(ts.length).fill(null), bad = new Array(ts.length).fill(null);
+    for (const p of pts) {
+      if (p.source !== n) continue;
+      const j = idx.get(p.t);
+      if (p.failed > 0) bad[j] = i; else if (p.passed > 0) ok[j] = i;
+    }
+    const c = COLORS[i % COLORS.length];
+    strip.push({ label: n + " passed", stroke: c, width: 0, points: { show: true, size: 8, fill: "#2da44e", stroke: "#2da44e" }, data: ok });
+    strip.push({ label: n + " failed", stroke: c, width: 0, points: { show: true, size: 8, fill: "#cf222e", stroke: "#cf222e" }, data: bad });
+  });
+  charts.push(lineChart($("c-strip"), "Pass / fail per source", "", xs.length ? xs : [xr[0]],
+    xs.length ? strip : strip.map((x) => Object.assign({}, x, { data: [null] })), xr, (o) => {
+      o.height = 70 + 26 * names.length;
+      o.legend = { show: false };
+      o.scales.y = { range: [-0.6, names.length - 0.4] };
+      o.axes[1] = { size: 200, splits: names.map((_, i) => i), values: (u, vals) => vals.map((v) => names[v] || "") };
+    }));
 
   // Alert timeline on the same time axis: one row per alert kind.
   const al = alerts.alerts;

@@ -45,7 +45,7 @@ fn headless(profile: &Path, url: &str, extra: &[&str]) -> String {
             "--disable-sync",
             "--no-first-run",
             "--hide-scrollbars",
-            "--window-size=1280,1500",
+            "--window-size=1280,1800",
             "--virtual-time-budget=8000",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
@@ -151,7 +151,7 @@ fn demo_dashboard_renders_in_headless_chromium() {
         !title.contains("(0 points") && !title.contains(" 0 alerts"),
         "{title}"
     );
-    assert!(dom.matches("<canvas").count() >= 5, "charts missing");
+    assert!(dom.matches("<canvas").count() >= 6, "charts missing");
     assert!(
         dom.contains("drifter") && dom.contains("Demo Lab A"),
         "source table missing"
