@@ -83,6 +83,8 @@ pub struct Measurement {
     pub offset: f64,
     /// δ: round-trip delay, seconds.
     pub delay: f64,
+    /// NTP version of the reply (the server echoes the request's, 4).
+    pub version: u8,
     /// Leap indicator.
     pub leap: LeapIndicator,
     /// Stratum.
@@ -461,6 +463,7 @@ impl QueryClient {
             server,
             offset,
             delay,
+            version: h.version.get(),
             leap: h.leap,
             stratum: h.stratum,
             poll: h.poll,

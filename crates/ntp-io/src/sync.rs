@@ -1249,6 +1249,7 @@ mod tests {
             server: ([127, 0, 0, 1], 123).into(),
             offset: 0.5,
             delay: 0.001,
+            version: 4,
             leap: LeapIndicator::NoWarning,
             stratum: 1,
             poll: 6,

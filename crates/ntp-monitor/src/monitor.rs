@@ -605,7 +605,7 @@ fn to_result(
             sample.jitter_s = jitter;
             record.server = Some(m.server.to_string());
             record.nts = m.nts.is_some();
-            record.version = Some(4);
+            record.version = Some(i64::from(m.version));
             record.stratum = Some(i64::from(m.stratum));
             record.refid = Some(refid_text(m));
             record.precision = Some(i64::from(m.precision));
