@@ -349,17 +349,15 @@ impl ServerCore {
         if !self.access.allows(request.from) {
             return match self.deny_action {
                 DenyAction::Ignore => Outcome::Drop(DropReason::AccessIgnored),
-                DenyAction::Deny => {
-                    let kod = Header::kiss_of_death(
-                        &header,
-                        KissCode::DENY,
-                        system,
-                        request.receive,
-                        transmit(),
-                    );
-                    write_kiss(&kod, nts.then_some(&view), out);
-                    Outcome::Reply(ReplyKind::KissDeny)
-                }
+                DenyAction::Deny => kiss(
+                    KissCode::DENY,
+                    &header,
+                    system,
+                    request.receive,
+                    transmit,
+                    nts.then_some(&view),
+                    out,
+                ),
             };
         }
         // 4. Rate limit.
@@ -367,17 +365,15 @@ impl ServerCore {
             if !limiter.check(request.from, request.now_ms) {
                 return match self.rate_action {
                     RateLimitAction::Drop => Outcome::Drop(DropReason::RateLimited),
-                    RateLimitAction::Kod => {
-                        let kod = Header::kiss_of_death(
-                            &header,
-                            KissCode::RATE,
-                            system,
-                            request.receive,
-                            transmit(),
-                        );
-                        write_kiss(&kod, nts.then_some(&view), out);
-                        Outcome::Reply(ReplyKind::KissRate)
-                    }
+                    RateLimitAction::Kod => kiss(
+                        KissCode::RATE,
+                        &header,
+                        system,
+                        request.receive,
+                        transmit,
+                        nts.then_some(&view),
+                        out,
+                    ),
                 };
             }
         }
@@ -388,23 +384,41 @@ impl ServerCore {
         if self.require_nts {
             return match self.require_nts_action {
                 DenyAction::Ignore => Outcome::Drop(DropReason::RequireNts),
-                DenyAction::Deny => {
-                    let kod = Header::kiss_of_death(
-                        &header,
-                        KissCode::DENY,
-                        system,
-                        request.receive,
-                        transmit(),
-                    );
-                    write_kiss(&kod, None, out);
-                    Outcome::Reply(ReplyKind::KissDeny)
-                }
+                DenyAction::Deny => kiss(
+                    KissCode::DENY,
+                    &header,
+                    system,
+                    request.receive,
+                    transmit,
+                    None,
+                    out,
+                ),
             };
         }
         let reply = Header::server_response(&header, system, request.receive, transmit());
         out.extend_from_slice(&reply.to_bytes());
         Outcome::Reply(ReplyKind::Plain)
     }
+}
+
+/// A Kiss-o'-Death reply (RATE or DENY) to `request`, with the UID echoed
+/// for an NTS request (see [`write_kiss`]).
+fn kiss(
+    code: KissCode,
+    request: &Header,
+    system: &SystemInfo,
+    receive: NtpTimestamp,
+    transmit: impl FnOnce() -> NtpTimestamp,
+    nts_request: Option<&PacketView<'_>>,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let kod = Header::kiss_of_death(request, code, system, receive, transmit());
+    write_kiss(&kod, nts_request, out);
+    Outcome::Reply(if code == KissCode::RATE {
+        ReplyKind::KissRate
+    } else {
+        ReplyKind::KissDeny
+    })
 }
 
 /// Step 5 for an NTS request.
