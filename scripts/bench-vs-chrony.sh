@@ -204,6 +204,7 @@ cells = [
     r["mode"], server, rate, f(r["offered_rate"]), f(r["answered_rate"]),
     f"{r['loss_pct']:.3f}", f(lat["p50"], 1), f(lat["p99"], 1),
     f(r["server_cpu_pct"]), f(r["server_cpu_s_per_million"], 2),
+    f(r.get("server_system_s_per_million"), 2),
     f(r["generator_cpu_pct"]), kods, str(r["nts_naks"] + r["invalid"]),
     f(r["udp_rcvbuf_errors"]),
 ]
@@ -232,8 +233,8 @@ done
 
 echo
 echo "ntp-perf: server on CPU $SERVER_CPU, load on CPU $LOAD_CPU, $DURATION s per step, $CLIENTS client sockets, inflight $INFLIGHT (ke: $KE_INFLIGHT handshakes at once)."
-echo "Rates are requests/s (ke: handshakes/s). Server CPU is % of one core; 's/M' = server CPU seconds per million answered."
+echo "Rates are requests/s (ke: handshakes/s). Server CPU is % of one core; 's/M' = server CPU seconds per million answered; 'of which kernel' = the part in system time (stime)."
 echo
-echo "| mode | server | offered (asked) | offered | answered | loss % | p50 µs | p99 µs | server CPU % | server s/M | gen CPU % | KoD | NAK+invalid | rcvbuf drops |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
+echo "| mode | server | offered (asked) | offered | answered | loss % | p50 µs | p99 µs | server CPU % | server s/M | of which kernel | gen CPU % | KoD | NAK+invalid | rcvbuf drops |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
 printf '%s\n' "${ROWS[@]}" | sort -s -t'|' -k2,2

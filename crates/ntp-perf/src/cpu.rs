@@ -15,6 +15,41 @@
 
 use std::time::Duration;
 
+/// A process's CPU time, split as the kernel accounts it: `user` is time in
+/// the program itself, `system` time in the kernel on its behalf (for a
+/// network server: the socket and UDP/IP paths, copies, wake-ups). The split
+/// tells a reader how much of a server's cost its own code could ever save.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CpuTime {
+    /// Time in user space.
+    pub user: Duration,
+    /// Time in the kernel.
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// `user + system`.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// The time spent since `before` (each part saturating at zero).
+    #[must_use]
+    pub fn saturating_sub(self, before: Self) -> Self {
+        Self {
+            user: self.user.saturating_sub(before.user),
+            system: self.system.saturating_sub(before.system),
+        }
+    }
+}
+
+impl std::ops::AddAssign for CpuTime {
+    fn add_assign(&mut self, other: Self) {
+        self.user += other.user;
+        self.system += other.system;
+    }
+}
+
 /// Total user + system CPU time of this process.
 pub fn own_cpu() -> Duration {
     use nix::sys::resource::{UsageWho, getrusage};
@@ -38,26 +73,30 @@ pub fn clock_ticks() -> u64 {
     }
 }
 
-/// User + system CPU time of process `pid`, read from `/proc/PID/stat`.
+/// User and system CPU time of process `pid`, read from `/proc/PID/stat`.
 ///
 /// # Errors
 /// If the file cannot be read (no such process) or does not parse.
-pub fn process_cpu(pid: u32) -> std::io::Result<Duration> {
+pub fn process_cpu(pid: u32) -> std::io::Result<CpuTime> {
     let line = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let ticks = parse_stat_ticks(&line).ok_or_else(|| {
+    let (user, system) = parse_stat_times(&line).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("/proc/{pid}/stat: cannot find utime and stime"),
         )
     })?;
-    Ok(ticks_to_duration(ticks, clock_ticks()))
+    let hz = clock_ticks();
+    Ok(CpuTime {
+        user: ticks_to_duration(user, hz),
+        system: ticks_to_duration(system, hz),
+    })
 }
 
 /// CPU time of `pid` and all its descendants (see the module docs).
 ///
 /// # Errors
 /// If `pid` itself cannot be read.
-pub fn process_tree_cpu(pid: u32) -> std::io::Result<Duration> {
+pub fn process_tree_cpu(pid: u32) -> std::io::Result<CpuTime> {
     let mut total = process_cpu(pid)?;
     let mut family = vec![pid];
     let mut others: Vec<(u32, u32)> = Vec::new();
@@ -113,16 +152,16 @@ pub fn parse_snmp_udp(text: &str, name: &str) -> Option<u64> {
     values.split_whitespace().nth(column)?.parse().ok()
 }
 
-/// `utime + stime` in clock ticks from one `/proc/PID/stat` line. The command
-/// name (field 2) is in parentheses and may itself hold spaces and
+/// `(utime, stime)` in clock ticks from one `/proc/PID/stat` line. The
+/// command name (field 2) is in parentheses and may itself hold spaces and
 /// parentheses, so fields are counted after the **last** `)`.
-pub fn parse_stat_ticks(line: &str) -> Option<u64> {
+pub fn parse_stat_times(line: &str) -> Option<(u64, u64)> {
     let (_, rest) = line.rsplit_once(')')?;
     // `rest` starts at field 3 (state); utime is field 14, stime field 15.
     let mut fields = rest.split_whitespace().skip(14 - 3);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    utime.checked_add(stime)
+    Some((utime, stime))
 }
 
 /// Converts clock ticks to time.
@@ -140,9 +179,9 @@ mod tests {
     fn parses_a_stat_line_with_a_hostile_name() {
         // Fields 14/15 are 1234 and 567; the name holds ") 9 9".
         let line = "4242 (evil) 9 9 name) S 1 4242 4242 0 -1 4194560 120 0 0 0 1234 567 0 0 20 0 3 0 99 1000 10 18446744073709551615\n";
-        assert_eq!(parse_stat_ticks(line), Some(1801));
-        assert_eq!(parse_stat_ticks("1 (x) S 1 2"), None);
-        assert_eq!(parse_stat_ticks("garbage"), None);
+        assert_eq!(parse_stat_times(line), Some((1234, 567)));
+        assert_eq!(parse_stat_times("1 (x) S 1 2"), None);
+        assert_eq!(parse_stat_times("garbage"), None);
     }
 
     #[test]
@@ -160,9 +199,34 @@ mod tests {
             .spawn()
             .unwrap_or_else(|e| panic!("{e}"));
         let me = std::process::id();
-        assert!(process_tree_cpu(me).is_ok_and(|t| t >= process_cpu(me).unwrap_or_default()));
+        let own = process_cpu(me).unwrap_or_default();
+        assert!(process_tree_cpu(me).is_ok_and(|t| t.total() >= own.total()));
         let _ = child.kill();
         let _ = child.wait();
+    }
+
+    #[test]
+    fn cpu_time_arithmetic() {
+        let ms = Duration::from_millis;
+        let a = CpuTime {
+            user: ms(30),
+            system: ms(70),
+        };
+        let b = CpuTime {
+            user: ms(10),
+            system: ms(90),
+        };
+        assert_eq!(a.total(), ms(100));
+        assert_eq!(
+            a.saturating_sub(b),
+            CpuTime {
+                user: ms(20),
+                system: ms(0)
+            }
+        );
+        let mut c = a;
+        c += b;
+        assert_eq!(c.total(), ms(200));
     }
 
     #[test]

@@ -101,6 +101,11 @@ pub struct Report {
     /// Server CPU seconds per million answered requests (the efficiency
     /// figure: lower is better).
     pub server_cpu_s_per_million: Option<f64>,
+    /// The part of `server_cpu_s` spent in the kernel (`stime`), seconds.
+    pub server_system_s: Option<f64>,
+    /// Kernel CPU seconds per million answered: what the server would cost
+    /// if its own code took no time at all.
+    pub server_system_s_per_million: Option<f64>,
 }
 
 /// Counts a run collects; turned into a [`Report`] by [`Report::finish`].
@@ -124,7 +129,7 @@ pub(crate) struct Counts {
 pub(crate) struct CpuWindow {
     pub wall: Duration,
     pub own: Duration,
-    pub server: Option<Duration>,
+    pub server: Option<crate::cpu::CpuTime>,
     pub udp_rcvbuf_errors: Option<u64>,
 }
 
@@ -142,7 +147,12 @@ impl Report {
         let replied =
             counts.answered + counts.kods.values().sum::<u64>() + counts.nts_naks + counts.invalid;
         let lost = counts.sent.saturating_sub(replied);
-        let server_cpu_s = cpu.server.map(|d| d.as_secs_f64());
+        let server_cpu_s = cpu.server.map(|d| d.total().as_secs_f64());
+        let server_system_s = cpu.server.map(|d| d.system.as_secs_f64());
+        let per_million = |s: Option<f64>| {
+            s.filter(|_| counts.answered > 0)
+                .map(|s| s * 1e6 / counts.answered as f64)
+        };
         Self {
             mode: config.mode.name().to_string(),
             target,
@@ -180,9 +190,9 @@ impl Report {
             server_pid: config.server_pid,
             server_cpu_s,
             server_cpu_pct: server_cpu_s.map(|s| 100.0 * s / window_s),
-            server_cpu_s_per_million: server_cpu_s
-                .filter(|_| counts.answered > 0)
-                .map(|s| s * 1e6 / counts.answered as f64),
+            server_cpu_s_per_million: per_million(server_cpu_s),
+            server_system_s,
+            server_system_s_per_million: per_million(server_system_s),
         }
     }
 
@@ -244,13 +254,15 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  cpu over {:.2} s: generator {:.2} s ({:.0} %), server {} s ({} %), server s per million answered: {}",
+            "  cpu over {:.2} s: generator {:.2} s ({:.0} %), server {} s ({} %, kernel {} s), server s per million answered: {} (kernel {})",
             self.window_s,
             self.generator_cpu_s,
             self.generator_cpu_pct,
             opt(self.server_cpu_s, 2),
             opt(self.server_cpu_pct, 0),
-            opt(self.server_cpu_s_per_million, 2)
+            opt(self.server_system_s, 2),
+            opt(self.server_cpu_s_per_million, 2),
+            opt(self.server_system_s_per_million, 2)
         )
     }
 }

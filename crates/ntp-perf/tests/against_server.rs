@@ -103,8 +103,14 @@ fn every_request_answered() {
     assert!(report.latency_us.p50.is_some() && report.latency_us.p99.is_some());
     // The "server" is this very process here.
     assert!(report.server_cpu_s.is_some() && report.server_cpu_s_per_million.is_some());
+    // The kernel's share is part of the whole, never more.
+    let (Some(all), Some(kernel)) = (report.server_cpu_s, report.server_system_s) else {
+        panic!("no kernel share: {report}");
+    };
+    assert!((0.0..=all).contains(&kernel), "{report}");
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     assert_eq!(json["mode"], "plain");
+    assert!(json["server_system_s_per_million"].is_number());
 }
 
 #[test]
