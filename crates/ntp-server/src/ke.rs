@@ -351,11 +351,14 @@ async fn exchange(
             Err(e) => internal_error(e),
         },
     };
-    tls.write_all(&response)
+    // The response goes into rustls's buffer first, so that it and the
+    // close_notify (RFC 8915 §4) leave in one write and one TCP segment:
+    // `shutdown` queues close_notify, flushes everything, then sends FIN.
+    std::io::Write::write_all(&mut tls.get_mut().1.writer(), &response)
+        .map_err(|e| ExchangeError::Other(format!("write: {e}")))?;
+    tls.shutdown()
         .await
         .map_err(|e| ExchangeError::Other(format!("write: {e}")))?;
-    // RFC 8915 §4: close_notify after the response.
-    let _ = tls.shutdown().await;
     outcome
 }
 

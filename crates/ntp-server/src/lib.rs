@@ -139,8 +139,11 @@ fn serve(path: &Path) -> anyhow::Result<()> {
     if let Some(e) = config.validate_files().into_iter().next() {
         return Err(e.into());
     }
+    // NTS-KE handshakes are CPU work: one async worker per core this process
+    // may use (the affinity mask and cgroup quota count, so a server pinned to
+    // one core does not pay for two threads handing work to each other).
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(std::thread::available_parallelism().map_or(1, |n| n.get()))
         .thread_name("ntp-server-async")
         .enable_all()
         .build()?;

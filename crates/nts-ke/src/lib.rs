@@ -22,7 +22,7 @@
 //!    them to [`server::Acceptance::response_bytes`].
 //! 4. [`export`]: the exporter label, the 5-byte context and the key length, and
 //!    [`export::export_keys`] over any [`export::KeyingMaterialExporter`].
-//! 5. `tls` (feature `tls`, off by default): rustls 0.23 configs with the ring provider,
+//! 5. `tls` (feature `tls`, off by default): rustls 0.23 configs with the aws-lc-rs provider,
 //!    TLS 1.3 only and ALPN `ntske/1`, the post-handshake ALPN check, and key export from a
 //!    rustls connection.
 //!

@@ -277,3 +277,34 @@ fn mismatched_key_is_refused() {
         Err(TlsError::Rustls(_))
     ));
 }
+
+#[test]
+fn server_picks_aes128_sha256_and_issues_no_tickets() -> Result<(), BoxError> {
+    let pki = pki();
+    let (mut client, mut server) = connections(&pki, &pki, true)?;
+    pump(&mut client, &mut server)?;
+    assert!(!client.is_handshaking() && !server.is_handshaking());
+    // rustls clients list AES-256/SHA-384 first; the server's order wins.
+    assert_eq!(
+        server.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+    assert_eq!(
+        client.negotiated_cipher_suite().map(|s| s.suite()),
+        Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+    assert_eq!(client.tls13_tickets_received(), 0);
+    // The other suites are still there for clients that lack AES-128-GCM.
+    let suites: Vec<_> = tls::server_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| s.suite())
+        .collect();
+    assert_eq!(
+        suites.first(),
+        Some(&rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
+    );
+    assert!(suites.contains(&rustls::CipherSuite::TLS13_AES_256_GCM_SHA384));
+    assert!(suites.contains(&rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256));
+    Ok(())
+}
