@@ -563,18 +563,21 @@ pub enum EngineError {
 }
 
 /// The reference id of an upstream address (RFC 5905 §7.3): the IPv4
-/// address, or for IPv6 the first four bytes of a hash of it (FNV-1a, not
-/// the RFC's MD5: only loop detection depends on it).
+/// address, or for IPv6 the first four bytes of the MD5 digest of the
+/// address's 16 bytes, as chrony, ntpd, NTPsec and ntpd-rs compute it, so
+/// their loop detection recognises our server and ours recognises theirs.
+/// (MD5 is no security tool here, only a shared way to shorten an address.)
 pub fn reference_id_of(ip: IpAddr) -> ReferenceId {
+    use md5::Digest;
     match ip {
         IpAddr::V4(v4) => ReferenceId::from_ipv4(v4),
         IpAddr::V6(v6) => {
-            let mut hash: u32 = 0x811c_9dc5;
-            for b in v6.octets() {
-                hash ^= u32::from(b);
-                hash = hash.wrapping_mul(0x0100_0193);
+            let digest = md5::Md5::digest(v6.octets());
+            let mut id = [0u8; 4];
+            for (to, from) in id.iter_mut().zip(digest.iter()) {
+                *to = *from;
             }
-            ReferenceId::from_bytes(hash.to_be_bytes())
+            ReferenceId::from_bytes(id)
         }
     }
 }
@@ -1336,6 +1339,10 @@ mod tests {
             )),
             "127.0.0.1"
         );
+        // MD5 of the 16 address bytes, first four (Python's hashlib agrees).
+        let v6 = |s: &str| reference_id_of(s.parse().unwrap_or(IpAddr::from([0u16; 8])));
+        assert_eq!(v6("::1").to_bytes(), [0xcf, 0x40, 0x4d, 0xc8]);
+        assert_eq!(v6("2001:db8::1").to_bytes(), [0x39, 0xab, 0x9b, 0x37]);
         assert_eq!(
             reference_id_text(ReferenceId::from_ascii("GPS").unwrap_or(ReferenceId::NONE)),
             "GPS"
