@@ -35,7 +35,13 @@
 //! exchange names, and a `pool` contributes up to `count` distinct
 //! addresses of its name, resolved at start (if that fails, the pool is
 //! polled through its name, which resolves again at every new
-//! association). Queries run as tasks, at most
+//! association). A pool member that becomes unreachable
+//! ([`SourceConfig::unreach_polls`] polls without a reply) or refuses us
+//! (DENY/RSTR) is replaced, as chrony does: the name is resolved again and
+//! the first address no other member of that pool uses takes its place with
+//! a fresh source; if there is none, the member stays and the engine asks
+//! again after [`POOL_RETRY`]. Names go through [`EngineConfig::resolver`].
+//! Queries run as tasks, at most
 //! [`EngineConfig::max_concurrent`] at once, one request per poll (no
 //! retries: a lost reply is a zero in the reach register).
 //!
@@ -52,6 +58,7 @@ use std::convert::Infallible;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ntp_clock::{
@@ -155,6 +162,58 @@ pub fn split_host_port(address: &str, default_port: u16) -> Result<(String, u16)
     Ok((host, port))
 }
 
+/// How long a pool member that could not be replaced (no unused address)
+/// waits before the engine resolves the pool's name again.
+pub const POOL_RETRY: Duration = Duration::from_secs(300);
+
+/// How long name resolution may take before it counts as failed.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type ResolveFn = dyn Fn(&str, u16) -> Vec<SocketAddr> + Send + Sync;
+
+/// How the engine turns a source's host name and port into addresses: the
+/// system resolver by default (bounded by [`RESOLVE_TIMEOUT`]), or a fixed
+/// function (tests, or a caller with its own resolver).
+#[derive(Clone, Default)]
+pub struct Resolver(Option<Arc<ResolveFn>>);
+
+impl Resolver {
+    /// The system resolver.
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A resolver that answers with `f(host, port)`.
+    pub fn with(f: impl Fn(&str, u16) -> Vec<SocketAddr> + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+
+    /// The addresses of `host` (a name or an address literal) at `port`.
+    ///
+    /// # Errors
+    /// What the resolver reported, or that it timed out.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        if let Some(f) = &self.0 {
+            return Ok(f(host, port));
+        }
+        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(addrs)) => Ok(addrs.collect()),
+            Ok(Err(e)) => Err(format!("cannot resolve: {e}")),
+            Err(_) => Err("resolution timed out".into()),
+        }
+    }
+}
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Resolver(custom)"
+        } else {
+            "Resolver(system)"
+        })
+    }
+}
+
 /// What the engine runs with.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -170,6 +229,9 @@ pub struct EngineConfig {
     pub max_concurrent: usize,
     /// Our clock's precision, log₂ seconds.
     pub precision: i8,
+    /// How names are resolved (at start, and when a pool member is
+    /// replaced).
+    pub resolver: Resolver,
 }
 
 impl Default for EngineConfig {
@@ -181,6 +243,7 @@ impl Default for EngineConfig {
             timeout: Duration::from_secs(1),
             max_concurrent: 8,
             precision: -20,
+            resolver: Resolver::system(),
         }
     }
 }
@@ -610,6 +673,12 @@ struct Peer {
     last_error: Option<String>,
     last_offset: Option<(f64, f64)>,
     cookies: Option<usize>,
+    /// The host and port its configured name resolves with (pools).
+    resolve_as: (String, u16),
+    /// A replacement (pools) is being looked up: no polls meanwhile.
+    replacing: bool,
+    /// No replacement attempt before this.
+    replace_after: Option<Instant>,
 }
 
 enum Outcome {
@@ -622,6 +691,14 @@ struct Reply {
     index: usize,
     client: Option<QueryClient>,
     outcome: Outcome,
+}
+
+enum Event {
+    Reply(Box<Reply>),
+    Resolved {
+        index: usize,
+        result: Result<Vec<SocketAddr>, String>,
+    },
 }
 
 struct Engine<C> {
@@ -681,7 +758,7 @@ async fn run_local<C: ClockBackend>(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), EngineError> {
     let mut engine = Engine::new(config, clock).await?;
-    let (tx, mut rx) = mpsc::channel::<Reply>(64);
+    let (tx, mut rx) = mpsc::channel::<Event>(64);
     loop {
         if let Err(e) = engine.clock.tick(system_now()) {
             tracing::warn!("clock: {e}");
@@ -699,7 +776,10 @@ async fn run_local<C: ClockBackend>(
                     break;
                 }
             }
-            Some(reply) = rx.recv() => engine.on_reply(reply),
+            Some(event) = rx.recv() => match event {
+                Event::Reply(reply) => engine.on_reply(*reply),
+                Event::Resolved { index, result } => engine.on_resolved(index, result),
+            },
             () = tokio::time::sleep(wait) => {}
         }
     }
@@ -735,22 +815,14 @@ impl<C: ClockBackend> Engine<C> {
             } else {
                 options.port = Some(port);
             }
-            let resolved: Vec<SocketAddr> = match tokio::time::timeout(
-                Duration::from_secs(5),
-                tokio::net::lookup_host((host.as_str(), port)),
-            )
-            .await
-            {
-                Ok(Ok(addrs)) => addrs.collect(),
-                Ok(Err(e)) => {
-                    tracing::warn!(address = %spec.address, "cannot resolve: {e}; will retry");
-                    Vec::new()
-                }
-                Err(_) => {
-                    tracing::warn!(address = %spec.address, "resolution timed out; will retry");
+            let resolved = match config.resolver.resolve(&host, port).await {
+                Ok(addrs) => addrs,
+                Err(e) => {
+                    tracing::warn!(address = %spec.address, "{e}; will retry");
                     Vec::new()
                 }
             };
+            let resolve_as = (host.clone(), port);
             let peer = |host: String, address: Option<SocketAddr>| Peer {
                 name: spec.address.clone(),
                 mode: spec.mode,
@@ -764,6 +836,9 @@ impl<C: ClockBackend> Engine<C> {
                 last_error: None,
                 last_offset: None,
                 cookies: None,
+                resolve_as: resolve_as.clone(),
+                replacing: false,
+                replace_after: None,
             };
             if spec.mode == SourceMode::Pool {
                 let mut seen = Vec::new();
@@ -773,7 +848,9 @@ impl<C: ClockBackend> Engine<C> {
                     }
                     if !seen.contains(&addr.ip()) {
                         seen.push(addr.ip());
-                        peers.push(peer(addr.ip().to_string(), Some(addr)));
+                        let mut member = peer(addr.ip().to_string(), Some(addr));
+                        member.options.port = Some(addr.port());
+                        peers.push(member);
                     }
                 }
                 if seen.is_empty() {
@@ -827,7 +904,8 @@ impl<C: ClockBackend> Engine<C> {
     }
 
     /// Starts the polls that are due, within the concurrency bound.
-    fn dispatch(&mut self, tx: &mpsc::Sender<Reply>) {
+    fn dispatch(&mut self, tx: &mpsc::Sender<Event>) {
+        self.start_replacements(tx);
         let now = self.engine_now();
         let instant = Instant::now();
         let limit = self.config.max_concurrent.max(1);
@@ -840,7 +918,7 @@ impl<C: ClockBackend> Engine<C> {
             else {
                 continue;
             };
-            if peer.in_flight || !source.poll_due(now) {
+            if peer.in_flight || peer.replacing || !source.poll_due(now) {
                 continue;
             }
             if peer.retry_at.is_some_and(|at| instant < at) {
@@ -874,14 +952,87 @@ impl<C: ClockBackend> Engine<C> {
                     .await
                     .unwrap_or((None, Outcome::TimedOut));
                 let _ = tx
-                    .send(Reply {
+                    .send(Event::Reply(Box::new(Reply {
                         index,
                         client,
                         outcome,
-                    })
+                    })))
                     .await;
             });
         }
+    }
+
+    /// Starts a new resolution of its name for every pool member that is
+    /// unreachable or refused us (see the module docs).
+    fn start_replacements(&mut self, tx: &mpsc::Sender<Event>) {
+        let instant = Instant::now();
+        for (index, (peer, source)) in self.peers.iter_mut().zip(&self.sources).enumerate() {
+            if peer.mode != SourceMode::Pool || peer.in_flight || peer.replacing {
+                continue;
+            }
+            if !(source.is_unreachable() || source.is_denied()) {
+                continue;
+            }
+            if peer.replace_after.is_some_and(|at| instant < at) {
+                continue;
+            }
+            peer.replacing = true;
+            let resolver = self.config.resolver.clone();
+            let (host, port) = peer.resolve_as.clone();
+            let tx = tx.clone();
+            tokio::task::spawn_local(async move {
+                let result = resolver.resolve(&host, port).await;
+                let _ = tx.send(Event::Resolved { index, result }).await;
+            });
+        }
+    }
+
+    /// Puts the first address of `result` that no member of the same pool
+    /// uses in place of pool member `index`, with a fresh source.
+    fn on_resolved(&mut self, index: usize, result: Result<Vec<SocketAddr>, String>) {
+        let Some(name) = self.peers.get(index).map(|p| p.name.clone()) else {
+            return;
+        };
+        let in_use: Vec<IpAddr> = self
+            .peers
+            .iter()
+            .filter(|p| p.mode == SourceMode::Pool && p.name == name)
+            .filter_map(|p| p.address.map(|a| a.ip()))
+            .collect();
+        let (Some(peer), Some(source)) = (self.peers.get_mut(index), self.sources.get_mut(index))
+        else {
+            return;
+        };
+        peer.replacing = false;
+        let fresh = match result {
+            Ok(addrs) => addrs.into_iter().find(|a| !in_use.contains(&a.ip())),
+            Err(e) => {
+                tracing::warn!(pool = %name, "cannot replace an unreachable member: {e}");
+                None
+            }
+        };
+        let Some(addr) = fresh else {
+            tracing::info!(pool = %name, "no unused address to replace an unreachable member; next try in {POOL_RETRY:?}");
+            peer.replace_after = Some(Instant::now() + POOL_RETRY);
+            return;
+        };
+        tracing::info!(
+            pool = %name,
+            old = %peer.address.map_or_else(|| peer.host.clone(), |a| a.to_string()),
+            new = %addr,
+            "pool member replaced"
+        );
+        peer.host = addr.ip().to_string();
+        peer.options.port = Some(addr.port());
+        peer.address = Some(addr);
+        peer.client = None;
+        peer.failures = 0;
+        peer.retry_at = None;
+        peer.last_error = None;
+        peer.last_offset = None;
+        peer.cookies = None;
+        peer.replace_after = None;
+        *source = Source::new(*source.config(), reference_id_of(addr.ip()));
     }
 
     /// How long to sleep before the next due poll (at most 1 s, so the
