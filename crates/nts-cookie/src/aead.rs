@@ -7,13 +7,18 @@
 //! For the SIV algorithms the NTS nonce is passed to S2V as the **last** associated-data
 //! element, after the single AD string: `S2V(K, AD, N, P)` (RFC 5297 §3, RFC 8915 §5.6).
 //! Any nonce length of at least one byte is accepted, as RFC 8915 requires of a server.
+//!
+//! The SIV algorithms run on this crate's own S2V/CTR over the `aes` block cipher
+//! (module `siv`): a per-client key is expanded once per operation, and only its MAC
+//! half when there is no plaintext to encrypt (a request authenticator).
 
 use alloc::vec::Vec;
 use core::fmt;
 
-use aes_siv::KeyInit;
-use aes_siv::siv::{Aes128Siv, Aes256Siv};
+use aes::{Aes128Enc, Aes256Enc};
 use zeroize::Zeroizing;
+
+use crate::siv;
 
 /// Length in bytes of the authentication tag of every supported algorithm.
 pub const TAG_LEN: usize = 16;
@@ -293,11 +298,11 @@ impl AeadKey {
         };
         match self.algorithm {
             AeadAlgorithm::AesSivCmac256 => {
-                let tag = siv_seal::<Aes128Siv>(&self.key, &[associated_data, nonce], body)?;
+                let tag = siv::seal_once::<Aes128Enc>(&self.key, &[associated_data, nonce], body)?;
                 *tag_room = tag;
             }
             AeadAlgorithm::AesSivCmac512 => {
-                let tag = siv_seal::<Aes256Siv>(&self.key, &[associated_data, nonce], body)?;
+                let tag = siv::seal_once::<Aes256Enc>(&self.key, &[associated_data, nonce], body)?;
                 *tag_room = tag;
             }
             #[cfg(feature = "gcm-siv")]
@@ -359,9 +364,9 @@ impl AeadKey {
                 };
                 let tag = *tag;
                 if self.algorithm == AeadAlgorithm::AesSivCmac256 {
-                    siv_open::<Aes128Siv>(&self.key, &[associated_data, nonce], body, &tag)?;
+                    siv::open_once::<Aes128Enc>(&self.key, &[associated_data, nonce], body, &tag)?;
                 } else {
-                    siv_open::<Aes256Siv>(&self.key, &[associated_data, nonce], body, &tag)?;
+                    siv::open_once::<Aes256Enc>(&self.key, &[associated_data, nonce], body, &tag)?;
                 }
                 Ok(body)
             }
@@ -399,73 +404,6 @@ impl fmt::Debug for AeadKey {
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
-
-/// Seals `body` in place with S2V over `headers` (RFC 5297 §2.4), returning the SIV tag.
-/// NTS uses `headers = [associated_data, nonce]`; the RFC vectors use other header lists.
-fn siv_seal<S: SivCipher>(
-    key: &[u8],
-    headers: &[&[u8]],
-    body: &mut [u8],
-) -> Result<[u8; TAG_LEN], AeadError> {
-    let mut cipher = S::new_from_slice(key).map_err(|_| AeadError::Cipher)?;
-    cipher.encrypt_detached(headers, body)
-}
-
-/// Opens `body` in place against `tag`; on failure `body` is re-encrypted by the crate.
-fn siv_open<S: SivCipher>(
-    key: &[u8],
-    headers: &[&[u8]],
-    body: &mut [u8],
-    tag: &[u8; TAG_LEN],
-) -> Result<(), AeadError> {
-    let mut cipher = S::new_from_slice(key).map_err(|_| AeadError::Cipher)?;
-    cipher.decrypt_detached(headers, body, tag)
-}
-
-/// The two `aes_siv::siv` types behind one interface.
-trait SivCipher: KeyInit {
-    fn encrypt_detached(
-        &mut self,
-        headers: &[&[u8]],
-        body: &mut [u8],
-    ) -> Result<[u8; TAG_LEN], AeadError>;
-    fn decrypt_detached(
-        &mut self,
-        headers: &[&[u8]],
-        body: &mut [u8],
-        tag: &[u8; TAG_LEN],
-    ) -> Result<(), AeadError>;
-}
-
-macro_rules! impl_siv_cipher {
-    ($t:ty) => {
-        impl SivCipher for $t {
-            fn encrypt_detached(
-                &mut self,
-                headers: &[&[u8]],
-                body: &mut [u8],
-            ) -> Result<[u8; TAG_LEN], AeadError> {
-                let tag = self
-                    .encrypt_inout_detached(headers, body.into())
-                    .map_err(|_| AeadError::Cipher)?;
-                Ok(tag.into())
-            }
-
-            fn decrypt_detached(
-                &mut self,
-                headers: &[&[u8]],
-                body: &mut [u8],
-                tag: &[u8; TAG_LEN],
-            ) -> Result<(), AeadError> {
-                self.decrypt_inout_detached(headers, body.into(), &(*tag).into())
-                    .map_err(|_| AeadError::Authentication)
-            }
-        }
-    };
-}
-
-impl_siv_cipher!(Aes128Siv);
-impl_siv_cipher!(Aes256Siv);
 
 #[cfg(feature = "gcm-siv")]
 mod gcm_siv {
@@ -515,14 +453,14 @@ mod tests {
     use super::*;
 
     /// Runs our internal SIV path over an arbitrary header list and returns tag ‖ ct.
-    fn siv_vector<S: SivCipher>(key: &[u8], headers: &[&[u8]], pt: &[u8]) -> Vec<u8> {
+    fn siv_vector<S: siv::SivAes>(key: &[u8], headers: &[&[u8]], pt: &[u8]) -> Vec<u8> {
         let mut body = pt.to_vec();
-        let tag = siv_seal::<S>(key, headers, &mut body).unwrap();
+        let tag = siv::seal_once::<S>(key, headers, &mut body).unwrap();
         let mut out = tag.to_vec();
         out.extend_from_slice(&body);
         // and back
         let mut back = out[TAG_LEN..].to_vec();
-        siv_open::<S>(key, headers, &mut back, &tag).unwrap();
+        siv::open_once::<S>(key, headers, &mut back, &tag).unwrap();
         assert_eq!(back, pt);
         out
     }
@@ -564,7 +502,7 @@ mod tests {
         let ad = hex!("101112131415161718191a1b1c1d1e1f2021222324252627");
         let pt = hex!("112233445566778899aabbccddee");
         assert_eq!(
-            siv_vector::<Aes128Siv>(&key, &[&ad], &pt),
+            siv_vector::<Aes128Enc>(&key, &[&ad], &pt),
             hex!("85632d07c6e8f37f950acd320a2ecc93 40c02b9690c4dc04daef7f6afe5c")
         );
     }
@@ -582,7 +520,7 @@ mod tests {
             "7468697320697320736f6d6520706c61696e7465787420746f20656e6372797074207573696e67205349562d414553"
         );
         assert_eq!(
-            siv_vector::<Aes128Siv>(&key, &[&ad1, &ad2, &nonce], &pt),
+            siv_vector::<Aes128Enc>(&key, &[&ad1, &ad2, &nonce], &pt),
             hex!(
                 "7bdb6e3b432667eb06f4d14bff2fbd0f cb900f2fddbe404326601965c889bf17"
                 "dba77ceb094fa663b7a3f748ba8af829ea64ad544a272e9c485b62a3fd5c0d"
@@ -600,7 +538,7 @@ mod tests {
         let ad = hex!("101112131415161718191a1b1c1d1e1f2021222324252627");
         let pt = hex!("112233445566778899aabbccddee");
         assert_eq!(
-            siv_vector::<Aes256Siv>(&key, &[&ad], &pt),
+            siv_vector::<Aes256Enc>(&key, &[&ad], &pt),
             hex!("f125274c598065cfc26b0e71575029088b035217e380cac8919ee800c126")
         );
     }
@@ -617,8 +555,8 @@ mod tests {
         let pt = hex!("7468697320697320736f6d6520706c61696e74657874");
         let k = AeadKey::new(AeadAlgorithm::AesSivCmac256, &key).unwrap();
         let ours = k.seal(&nonce, &ad, &pt).unwrap();
-        assert_eq!(ours, siv_vector::<Aes128Siv>(&key, &[&ad, &nonce], &pt));
-        assert_ne!(ours, siv_vector::<Aes128Siv>(&key, &[&nonce, &ad], &pt));
+        assert_eq!(ours, siv_vector::<Aes128Enc>(&key, &[&ad, &nonce], &pt));
+        assert_ne!(ours, siv_vector::<Aes128Enc>(&key, &[&nonce, &ad], &pt));
         assert_eq!(k.open(&nonce, &ad, &ours).unwrap(), pt);
     }
 

@@ -14,12 +14,22 @@
 //! The associated data is the 4-byte key id, so a ciphertext cannot be replayed under
 //! another key id. The total is `40 + 2 · key_len`: 104 bytes for AEAD 15, 168 for
 //! AEAD 17 and 72 for AEAD 30 — all multiples of 4, so no padding is needed.
+//!
+//! The master key is used in its expanded form (`MasterCipher`, built once per key
+//! by the `KeySet`), so sealing and opening a cookie expand no key. The bytes are
+//! exactly what `AeadKey::seal` with AEAD 15 produces (S2V over the key id, the nonce
+//! and the plaintext), so cookies from earlier versions open unchanged.
 
 use alloc::vec::Vec;
 
-use zeroize::Zeroizing;
+use aes::Aes128Enc;
+use zeroize::Zeroize;
 
 use crate::aead::{AeadAlgorithm, AeadKey, KeyLengthError, TAG_LEN};
+use crate::siv::SivKey;
+
+/// A master key, expanded once: AES-SIV-CMAC-256 (two AES-128 halves).
+pub(crate) type MasterCipher = SivKey<Aes128Enc>;
 
 /// Length of the random nonce inside a cookie.
 pub const COOKIE_NONCE_LEN: usize = 16;
@@ -166,28 +176,33 @@ pub enum CookieError {
     Malformed,
 }
 
-/// Seals `keys` under `master` (an AES-SIV-CMAC-256 key) with key id `key_id`.
-pub(crate) fn seal(
+/// Appends a cookie sealing `keys` under `master` (AES-SIV-CMAC-256) with key id
+/// `key_id` to `out`: [`cookie_len`]`(keys.algorithm())` bytes.
+pub(crate) fn seal_into(
     key_id: u32,
-    master: &AeadKey,
+    master: &MasterCipher,
     keys: &CookieKeys,
     nonce: &[u8; COOKIE_NONCE_LEN],
-) -> Vec<u8> {
+    out: &mut Vec<u8>,
+) {
     let total = cookie_len(keys.algorithm);
     let ct_len = total - COOKIE_HEADER_LEN;
-    let mut out = Vec::with_capacity(total);
+    let start = out.len();
+    out.reserve(total);
     let id = key_id.to_be_bytes();
     out.extend_from_slice(&id);
     // ct_len ≤ 146 for every supported algorithm.
     out.extend_from_slice(&u16::try_from(ct_len).unwrap_or(u16::MAX).to_be_bytes());
     out.extend_from_slice(nonce);
-    keys.write_sealed_body(&mut out);
-    debug_assert_eq!(out.len(), total);
-    let (_, field) = out.split_at_mut(COOKIE_HEADER_LEN);
-    master
-        .seal_in_place(nonce, &id, field)
-        .expect("a 16-byte nonce and a field longer than the tag never fail");
-    out
+    keys.write_sealed_body(out);
+    debug_assert_eq!(out.len(), start + total);
+    if let Some((tag, body)) = out
+        .get_mut(start + COOKIE_HEADER_LEN..)
+        .and_then(|field| field.split_first_chunk_mut::<TAG_LEN>())
+    {
+        // S2V(K, key_id, nonce, plaintext), as AeadKey::seal does for AEAD 15.
+        *tag = master.seal(&[&id, nonce], body);
+    }
 }
 
 /// Parses the cookie header and returns `(key_id, nonce, ciphertext)`.
@@ -220,15 +235,27 @@ pub(crate) fn split(cookie: &[u8]) -> Result<(u32, &[u8; COOKIE_NONCE_LEN], &[u8
 /// Opens the ciphertext part of a cookie (after [`split`]) with `master`.
 pub(crate) fn open(
     key_id: u32,
-    master: &AeadKey,
+    master: &MasterCipher,
     nonce: &[u8],
     ct: &[u8],
 ) -> Result<CookieKeys, CookieError> {
-    let mut buf = Zeroizing::new(ct.to_vec());
-    let plaintext = master
-        .open_in_place(nonce, &key_id.to_be_bytes(), &mut buf)
-        .map_err(|_| CookieError::Authentication)?;
-    CookieKeys::from_plaintext(plaintext)
+    let (tag, body) = ct
+        .split_first_chunk::<TAG_LEN>()
+        .ok_or(CookieError::TooShort(ct.len()))?;
+    // Decrypt on the stack: `split` bounds the body to fit.
+    let mut buf = [0u8; MAX_COOKIE_LEN];
+    let result = match buf.get_mut(..body.len()) {
+        Some(plaintext) => {
+            plaintext.copy_from_slice(body);
+            match master.open(&[&key_id.to_be_bytes(), nonce], plaintext, tag) {
+                Ok(()) => CookieKeys::from_plaintext(plaintext),
+                Err(_) => Err(CookieError::Authentication),
+            }
+        }
+        None => Err(CookieError::TooLong(ct.len())),
+    };
+    buf.zeroize();
+    result
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Server master keys: rotation, persistence and fleet derivation (RFC 8915 §6).
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
@@ -9,7 +10,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::aead::{AeadAlgorithm, AeadKey};
-use crate::cookie::{self, COOKIE_NONCE_LEN, CookieError, CookieKeys};
+use crate::cookie::{self, COOKIE_NONCE_LEN, CookieError, CookieKeys, MasterCipher};
 
 /// Length of a master key (AES-SIV-CMAC-256).
 pub const MASTER_KEY_LEN: usize = 32;
@@ -130,16 +131,22 @@ pub enum KeySetError {
 #[derive(Clone)]
 struct MasterKey {
     id: u32,
-    /// An AES-SIV-CMAC-256 key; its bytes are on the heap, so moving `MasterKey` around
-    /// in the deque leaves no copy behind.
+    /// An AES-SIV-CMAC-256 key, kept for [`KeySet::to_bytes`]; its bytes are on the
+    /// heap, so moving `MasterKey` around in the deque leaves no copy behind.
     key: AeadKey,
+    /// The same key expanded once (round keys, CMAC subkeys), on the heap for the same
+    /// reason; every cookie seal and open uses it. Erased on drop.
+    cipher: Box<MasterCipher>,
 }
 
 impl MasterKey {
     fn from_bytes(id: u32, bytes: &[u8; MASTER_KEY_LEN]) -> Self {
         let key = AeadKey::new(AeadAlgorithm::AesSivCmac256, bytes)
             .expect("MASTER_KEY_LEN is the AES-SIV-CMAC-256 key length");
-        Self { id, key }
+        let cipher = Box::new(
+            MasterCipher::new(bytes).expect("MASTER_KEY_LEN is the AES-SIV-CMAC-256 key length"),
+        );
+        Self { id, key, cipher }
     }
 }
 
@@ -346,11 +353,23 @@ impl KeySet {
         keys: &CookieKeys,
         nonce: &[u8; COOKIE_NONCE_LEN],
     ) -> Vec<u8> {
-        match self.keys.front() {
-            Some(current) => cookie::seal(current.id, &current.key, keys, nonce),
-            // Unreachable: every constructor installs a key and rotation never removes
-            // the newest one. An empty cookie simply fails to open.
-            None => Vec::new(),
+        let mut out = Vec::new();
+        self.seal_cookie_into(keys, nonce, &mut out);
+        out
+    }
+
+    /// Appends a cookie sealed with `nonce` to `out` (the packet code writes cookies
+    /// straight into the response this way).
+    pub(crate) fn seal_cookie_into(
+        &self,
+        keys: &CookieKeys,
+        nonce: &[u8; COOKIE_NONCE_LEN],
+        out: &mut Vec<u8>,
+    ) {
+        // Every constructor installs a key and rotation never removes the newest one;
+        // without one nothing is written and the cookie simply fails to open.
+        if let Some(current) = self.keys.front() {
+            cookie::seal_into(current.id, &current.cipher, keys, nonce, out);
         }
     }
 
@@ -365,7 +384,7 @@ impl KeySet {
             .iter()
             .find(|k| k.id == id)
             .ok_or(CookieError::UnknownKeyId(id))?;
-        cookie::open(id, &master.key, nonce, ct)
+        cookie::open(id, &master.cipher, nonce, ct)
     }
 
     /// Encodes a random-mode key set (the keys and the rotation state, not the config):

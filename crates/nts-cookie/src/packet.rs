@@ -100,7 +100,7 @@ use ntp_proto::{
 use rand_core::CryptoRng;
 
 use crate::aead::{AeadAlgorithm, AeadError, TAG_LEN};
-use crate::cookie::{CookieError, CookieKeys, cookie_len};
+use crate::cookie::{COOKIE_NONCE_LEN, CookieError, CookieKeys, cookie_len};
 use crate::jar::{CookieJar, MAX_COOKIES};
 use crate::keyset::KeySet;
 
@@ -748,9 +748,16 @@ fn write_response<R: CryptoRng + ?Sized>(
     // Tag room, then the plaintext, sealed in place.
     let ciphertext_start = out.len();
     out.resize(ciphertext_start + TAG_LEN, 0);
+    // Inner NTS Cookie fields, each sealed straight into the packet.
+    let cookie_field_len_u16 = u16::try_from(cookie_field_len).map_err(|_| too_long)?;
     for _ in 0..cookies {
-        let cookie = keyset.seal_cookie(keys, rng);
-        ExtensionField::nts_cookie(&cookie)?.emit(out, FIELD_HEADER_LEN);
+        let field_start = out.len();
+        out.extend_from_slice(&ExtensionFieldType::NTS_COOKIE.0.to_be_bytes());
+        out.extend_from_slice(&cookie_field_len_u16.to_be_bytes());
+        let mut cookie_nonce = [0u8; COOKIE_NONCE_LEN];
+        rng.fill_bytes(&mut cookie_nonce);
+        keyset.seal_cookie_into(keys, &cookie_nonce, out);
+        out.resize(field_start + cookie_field_len, 0);
     }
     debug_assert_eq!(out.len(), ciphertext_start + ciphertext_len);
     let (head, field) = out.split_at_mut(ciphertext_start);

@@ -235,3 +235,68 @@ fn cookie_valid_for_exactly_old_keys_kept_rotations() {
         assert_eq!(set.key_ids().len(), kept + 1);
     }
 }
+
+/// Cookies, key files and fleet keys of the version before master keys were cached
+/// expanded (which sealed with the `aes-siv` crate): the same file opens the same
+/// cookies, and sealing with the same nonce gives the same bytes, so an upgrade (or a
+/// downgrade) invalidates no cookie.
+#[test]
+fn cookies_of_the_previous_implementation_still_open() {
+    use hex_literal::hex;
+    const FILE: [u8; 87] = hex!(
+        "4e54534b01000000006553f1000002123456785a5d544f4679706b62651c170e"
+        "0138332a2d24dfd6c9c0fbf2f5ece79e9188839abcdef0a5a8bf8291e4ebfecd"
+        "d0272a390c136675784f52a1b4bb8e9de0f7fac9dc2336"
+    );
+    const COOKIE_15: [u8; 104] = hex!(
+        "1234567800520104070a0d101316191c1f2225282b2ef0c52a7d42af0bbe568c"
+        "4a5cd144f8f81f069d8ec15fa6af423081e28ac94adce96fb71c4aa534b87e7e"
+        "9f1933bb9fd694f27a03ecd584195951c05134d3da4871e97a8c5385acbeae64"
+        "1f5f4c59a4f313e6"
+    );
+    const COOKIE_17: [u8; 168] = hex!(
+        "1234567800920104070a0d101316191c1f2225282b2eae05a9ef4230c49d573d"
+        "b0c46e5c543c7850d0636c823f85603b689b59cff2a9d520b885cb6d051b9e6b"
+        "2086668e1d428cc190796fdafea10c13dd72efa2a821d4c8ed42004d3320e689"
+        "812b2b3a28f2a46f5272d3b92b16c23adc1794a254530a4b1714ba44e4b8fba6"
+        "db512458b3c97d5c0c694ece74d76f9061098c509f6311cc19630524eebf0b75"
+        "ac2e4db16634dd27"
+    );
+    const FLEET_15: [u8; 104] = hex!(
+        "0007349e005211111111111111111111111111111111a6cc0babc94a420d0ca7"
+        "70ec581772b63206963ae3e7f7cc16e4833f07a4bc9c4fba21e4a99c4bf4c238"
+        "f6f0bac523762d3fede07e0236112ed97f7b1bbf14a5d6351e79f7f58d53a08d"
+        "1b028599b77228ed"
+    );
+    let set = KeySet::from_bytes(&FILE, config(7)).unwrap();
+    let nonce: [u8; 16] = core::array::from_fn(|i| i as u8 * 3 + 1);
+    for (alg, old) in [
+        (AeadAlgorithm::AesSivCmac256, &COOKIE_15[..]),
+        (AeadAlgorithm::AesSivCmac512, &COOKIE_17[..]),
+    ] {
+        let c2s: Vec<u8> = (0..alg.key_len() as u8).map(|i| i ^ 0xc2).collect();
+        let s2c: Vec<u8> = (0..alg.key_len() as u8).map(|i| i ^ 0x5c).collect();
+        let keys = CookieKeys::new(alg, &c2s, &s2c).unwrap();
+        assert_eq!(set.open_cookie(old).unwrap(), keys, "{alg}");
+        assert_eq!(
+            set.dangerous_seal_cookie_with_nonce(&keys, &nonce),
+            old,
+            "{alg}"
+        );
+    }
+    let fleet = KeySet::fleet(
+        KeySetConfig {
+            rotation_period_s: 3600,
+            old_keys_kept: 2,
+        },
+        &[0x42; 32],
+        1_700_000_000,
+    )
+    .unwrap();
+    let keys = CookieKeys::new(AeadAlgorithm::AesSivCmac256, &[0xc2; 32], &[0x5c; 32]).unwrap();
+    assert_eq!(fleet.open_cookie(&FLEET_15).unwrap(), keys);
+    assert_eq!(
+        fleet.dangerous_seal_cookie_with_nonce(&keys, &[0x11; 16]),
+        FLEET_15
+    );
+}
