@@ -244,17 +244,16 @@ pub(crate) fn open(
         .ok_or(CookieError::TooShort(ct.len()))?;
     // Decrypt on the stack: `split` bounds the body to fit.
     let mut buf = [0u8; MAX_COOKIE_LEN];
-    let result = match buf.get_mut(..body.len()) {
-        Some(plaintext) => {
-            plaintext.copy_from_slice(body);
-            match master.open(&[&key_id.to_be_bytes(), nonce], plaintext, tag) {
-                Ok(()) => CookieKeys::from_plaintext(plaintext),
-                Err(_) => Err(CookieError::Authentication),
-            }
-        }
-        None => Err(CookieError::TooLong(ct.len())),
+    let Some(plaintext) = buf.get_mut(..body.len()) else {
+        return Err(CookieError::TooLong(ct.len()));
     };
-    buf.zeroize();
+    plaintext.copy_from_slice(body);
+    let result = match master.open(&[&key_id.to_be_bytes(), nonce], plaintext, tag) {
+        Ok(()) => CookieKeys::from_plaintext(plaintext),
+        Err(_) => Err(CookieError::Authentication),
+    };
+    // Only this part was ever written.
+    plaintext.zeroize();
     result
 }
 
