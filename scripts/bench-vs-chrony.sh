@@ -11,7 +11,9 @@
 # Knobs (environment): DURATION (s per step, default 10), RATES (default
 # "20000 50000 100000 150000 unlimited"), CLIENTS (default 8), INFLIGHT
 # (default 1024), KE_INFLIGHT (default 8), KE_DURATION (default DURATION),
-# SERVERS (default "ntp-server chrony"), MODES (default "plain nts ke").
+# SERVERS (default "ntp-server chrony"), MODES (default "plain nts ke"),
+# OURS (the ntp-server binary, default target/release/ntp-server: set it to
+# compare a saved build).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -69,7 +71,7 @@ log() { echo "bench: $*" >&2; }
 
 cargo build --release -p ntp-server -p ntp-perf >&2
 PERF=target/release/ntp-perf
-OURS=target/release/ntp-server
+OURS=${OURS:-target/release/ntp-server}
 
 # A throwaway CA and a server certificate for 127.0.0.1 / localhost (P-256).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
