@@ -7,24 +7,11 @@
 //! exercises the success path without a seed corpus.
 #![no_main]
 
-use std::sync::OnceLock;
+mod common;
 
+use common::key_set;
 use libfuzzer_sys::fuzz_target;
-use nts_cookie::{AeadAlgorithm, CookieKeys, KeySet, KeySetConfig};
-
-const SECRET: [u8; 32] = *b"fuzzing fleet secret, 32 bytes!!";
-const NOW: u64 = 1_700_000_000;
-
-fn key_set() -> &'static KeySet {
-    static SET: OnceLock<KeySet> = OnceLock::new();
-    SET.get_or_init(|| {
-        let config = KeySetConfig {
-            rotation_period_s: 3600,
-            old_keys_kept: 2,
-        };
-        KeySet::fleet(config, &SECRET, NOW).expect("valid fixed config and secret")
-    })
-}
+use nts_cookie::{AeadAlgorithm, CookieKeys, KeySet};
 
 fn check_reseal(set: &KeySet, cookie: &[u8], keys: &CookieKeys) {
     let nonce: [u8; 16] = cookie[6..22]
