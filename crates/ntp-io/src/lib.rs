@@ -14,6 +14,7 @@
 //!   time; certificate failures are told apart from other TLS failures.
 //! - [`query`](mod@query): one-shot and repeated queries returning a [`Measurement`],
 //!   plain or NTS, with retries and re-keying when cookies run out.
+//! - [`http`]: reading the request of the programs' small HTTP endpoints.
 //! - [`sync`]: the synchronisation engine over many sources (`ntp-clock`'s
 //!   filter, selection and discipline), in observe mode by default (a
 //!   virtual clock; see the module docs), publishing a [`sync::Status`].
@@ -30,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod http;
 pub mod ke;
 pub mod query;
 pub mod sync;

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use ntp_policy::{Reason, UnixMs, Verdict, VerdictState};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -111,27 +111,7 @@ pub async fn serve(
 }
 
 async fn respond(mut stream: TcpStream, server: &Arc<Server>) -> std::io::Result<()> {
-    let mut buf = vec![0u8; MAX_REQUEST];
-    let mut len = 0;
-    while len < buf.len() {
-        let n = stream.read(buf.get_mut(len..).unwrap_or_default()).await?;
-        if n == 0 {
-            break;
-        }
-        len += n;
-        if buf
-            .get(..len)
-            .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
-        {
-            break;
-        }
-    }
-    let request = String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned();
-    let mut parts = request.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (
-        parts.next().unwrap_or("").to_string(),
-        parts.next().unwrap_or("").to_string(),
-    );
+    let (method, target) = ntp_io::http::read_request_line(&mut stream, MAX_REQUEST).await?;
     let response = if method == "GET" || method == "HEAD" {
         let server = server.clone();
         tokio::task::spawn_blocking(move || route(&server, &target))

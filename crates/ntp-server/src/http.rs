@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -38,26 +38,8 @@ pub async fn serve(listener: TcpListener, render: Render, mut shutdown: watch::R
 }
 
 async fn respond(mut stream: TcpStream, render: &Render) -> std::io::Result<()> {
-    let mut buf = vec![0u8; MAX_REQUEST];
-    let mut len = 0;
-    // Read until the end of the headers (or the limit).
-    while len < buf.len() {
-        let n = stream.read(buf.get_mut(len..).unwrap_or_default()).await?;
-        if n == 0 {
-            break;
-        }
-        len += n;
-        if buf
-            .get(..len)
-            .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
-        {
-            break;
-        }
-    }
-    let request = String::from_utf8_lossy(buf.get(..len).unwrap_or_default());
-    let mut parts = request.lines().next().unwrap_or("").split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, content_type, body) = match (method, path) {
+    let (method, path) = ntp_io::http::read_request_line(&mut stream, MAX_REQUEST).await?;
+    let (status, content_type, body) = match (method.as_str(), path.as_str()) {
         ("GET", "/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
