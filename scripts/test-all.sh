@@ -81,7 +81,8 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 # --- tests: unit, property, integration (with real peers), doc ------------
 step "cargo test"
-cargo test --workspace --all-features 2>&1 | tee "$LOG/test.log"
+# --no-fail-fast: one failing test binary must not hide the others' results.
+cargo test --workspace --all-features --no-fail-fast 2>&1 | tee "$LOG/test.log"
 
 step "examples"
 cargo build --quiet -p ntp-examples --examples
