@@ -1,7 +1,8 @@
 //! Real clients get time from `ntp-server`: chronyd (`-Q`, plain and NTS,
 //! trusting the test CA), NTPsec's ntpdig (plain; it only talks to port 123,
 //! so server and client share a network namespace of the test's own), and
-//! our own `ntp-io`. Every peer runs without CAP_SYS_TIME.
+//! our own `ntp-io`, and ntpd-rs (plain and NTS, its clock calls caught by
+//! the test support's clock shim). Every peer runs without CAP_SYS_TIME.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -244,8 +245,127 @@ fn ntpsec_gets_nts_time() {
     }
 }
 
-// ntpd-rs as a client of ntp-server is not tested here: its daemon exits at
-// start-up without permission to steer the clock ("Insufficient permissions
-// to interact with the clock"), and giving it that permission on a shared
-// machine is not an option; Linux time namespaces do not cover CLOCK_REALTIME.
-// ntpd-rs's server side is tested against our client (ntp-client's tests).
+/// ntpd-rs (`ntp-daemon`, built by scripts/test-all.sh) as a client of
+/// `server`, with the one source `source` (a `[[source]]` table). ntpd-rs has
+/// no observe-only mode and exits at start-up when it may not steer the
+/// clock, so it runs with the test support's clock shim preloaded (its clock
+/// changes succeed without reaching the kernel and are logged) and without
+/// CAP_SYS_TIME (the kernel would refuse any it made past the shim).
+/// Returns once ntpd-rs reports itself synchronised to the server; panics
+/// with both logs if that does not happen in 20 s.
+fn ntpd_rs_syncs(server: &Server, source: &str) {
+    let bin = common::peers_dir().join("ntpd-rs/bin");
+    assert!(
+        bin.join("ntp-daemon").exists(),
+        "{} is missing: scripts/test-all.sh builds ntpd-rs there (cargo install ntpd)",
+        bin.display()
+    );
+    let dir = server.dir.path();
+    let conf = dir.join("ntpd-rs.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[observability]\nobservation-path = \"{d}/ntpd-rs.sock\"\n\n\
+             [synchronization]\nminimum-agreeing-sources = 1\n\n\
+             [source-defaults]\npoll-interval-limits = {{ min = 0, max = 2 }}\ninitial-poll-interval = 0\n\n\
+             {source}\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let shim_log = dir.join("clock-shim.log");
+    let log = std::fs::File::create(dir.join("ntpd-rs.log")).unwrap();
+    let _daemon = common::Guarded(
+        without_clock_privilege(None, &bin.join("ntp-daemon"))
+            .arg("-c")
+            .arg(&conf)
+            .env("LD_PRELOAD", common::clock_shim())
+            .env("CLOCK_SHIM_LOG", &shim_log)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(bin.join("ntp-ctl"))
+            .args(["status", "-f", "prometheus", "-c"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        let last = String::from_utf8_lossy(&out.stdout);
+        let metric = |name: &str| {
+            last.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        // Synchronised to us: stratum one below the server's, leap bits
+        // cleared, the source answering every poll and agreeing with the
+        // system clock (the server serves it).
+        if metric("ntp_system_stratum") == Some(2.0)
+            && metric("ntp_system_leap_indicator") == Some(0.0)
+            && metric("ntp_source_unanswered_polls{") == Some(0.0)
+            && metric("ntp_source_offset_seconds{").is_some_and(|o| o.abs() < 0.001)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ntpd-rs did not synchronise to ntp-server in 20 s.\nntp-ctl status:\n{last}\nntpd-rs log:\n{}\nserver log:\n{}",
+            std::fs::read_to_string(dir.join("ntpd-rs.log")).unwrap_or_default(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // ntpd-rs acted on our time: it told the (shimmed) kernel clock that it
+    // is synchronised (ADJ_STATUS without STA_UNSYNC, 0x40).
+    let changes = std::fs::read_to_string(&shim_log).unwrap_or_default();
+    let declared_synced = changes.lines().any(|l| {
+        l.contains("modes=0x10 ")
+            && l.rsplit("status=")
+                .next()
+                .and_then(|v| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+                .is_some_and(|status| status & 0x40 == 0)
+    });
+    assert!(
+        declared_synced,
+        "ntpd-rs never cleared STA_UNSYNC; clock calls:\n{changes}"
+    );
+}
+
+#[test]
+fn ntpd_rs_gets_plain_time() {
+    let server = Server::start(Extra::default());
+    ntpd_rs_syncs(
+        &server,
+        &format!(
+            "[[source]]\nmode = \"server\"\naddress = \"127.0.0.1:{}\"\n",
+            server.ntp_port
+        ),
+    );
+    assert!(server.metric("ntp_server_responses_total{kind=\"plain\"}") >= 1);
+}
+
+#[test]
+fn ntpd_rs_gets_nts_time() {
+    let server = Server::start(Extra::default());
+    ntpd_rs_syncs(
+        &server,
+        &format!(
+            "[[source]]\nmode = \"nts\"\naddress = \"localhost:{}\"\ncertificate-authority = \"{}\"\n",
+            server.ke_port,
+            server.pki.ca.display()
+        ),
+    );
+    // ntpd-rs used NTS all the way: a key exchange, authenticated replies
+    // and not one plain request.
+    assert!(server.metric("ntp_server_nts_ke_handshakes_total") >= 1);
+    assert!(server.metric("ntp_server_responses_total{kind=\"nts\"}") >= 1);
+    assert_eq!(
+        server.metric("ntp_server_responses_total{kind=\"plain\"}"),
+        0
+    );
+}

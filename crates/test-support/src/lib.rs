@@ -245,6 +245,54 @@ pub fn libfaketime() -> PathBuf {
     );
 }
 
+/// A shared library for `LD_PRELOAD` that lets a third-party NTP daemon run
+/// as a client without steering the clock: every call that would change the
+/// system clock (`clock_adjtime`/`ntp_adjtime`/`adjtimex` with modes set,
+/// `clock_settime`, `settimeofday`) succeeds without reaching the kernel and
+/// is remembered, so later reads show the daemon its own settings (source:
+/// `crates/test-support/clock_shim.c`). With `CLOCK_SHIM_LOG=FILE` each
+/// intercepted change is appended to FILE as a line. Use it together with
+/// [`without_clock_privilege`], which takes the privilege away as well.
+///
+/// Compiled with the machine's C compiler on first use into the temporary
+/// directory (one file per shim source, shared by concurrent tests).
+pub fn clock_shim() -> PathBuf {
+    const SOURCE: &str = include_str!("../clock_shim.c");
+    // FNV-1a of the source names the build, so an edited shim is rebuilt.
+    let hash = SOURCE.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let lib = std::env::temp_dir().join(format!("ntp-suite-clock-shim-{hash:016x}.so"));
+    if lib.exists() {
+        return lib;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("clock_shim.c");
+    std::fs::write(&src, SOURCE).unwrap();
+    let built = work.path().join("clock_shim.so");
+    let out = Command::new("cc")
+        .args([
+            "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+        ])
+        .arg(&built)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("the clock shim needs a C compiler (cc): {e}"));
+    assert!(
+        out.status.success(),
+        "building the clock shim failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Rename is atomic: a concurrent test sees the whole library or none.
+    let staged = std::env::temp_dir().join(format!(
+        "ntp-suite-clock-shim-{hash:016x}.{}.tmp",
+        std::process::id()
+    ));
+    std::fs::copy(&built, &staged).unwrap();
+    std::fs::rename(&staged, &lib).unwrap();
+    lib
+}
+
 /// A command for `program` (optionally inside network namespace `netns`)
 /// that cannot change the system clock whatever it tries: as root, it runs
 /// under `setpriv` with `CAP_SYS_TIME` removed from the bounding set, so
