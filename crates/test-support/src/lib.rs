@@ -65,12 +65,24 @@ impl Pki {
     }
 }
 
-/// A free loopback port for UDP and TCP (bind, note, release).
+/// A free loopback port for UDP and TCP (bind, note, release), never one
+/// this process has handed out before: the kernel may offer a port again as
+/// soon as it is released, and a test that asks for three ports before it
+/// starts a server once got the same port twice (CI, "Address already in
+/// use").
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) {
+            given.push(port);
             return port;
         }
     }
