@@ -1,15 +1,18 @@
 //! Alert delivery beyond the log: an HTTP POST of the alert as JSON to a
-//! webhook, and/or a command run with the alert as JSON on its standard
-//! input. Each delivery runs in its own task, bounded by `[alerts]
-//! timeout-ms`; a failure is logged and never delays the rounds.
+//! webhook (`http://`, or `https://` with the system's trust store or the CA
+//! file `[alerts] webhook-ca`), and/or a command run with the alert as JSON
+//! on its standard input. Each delivery runs in its own task, bounded by
+//! `[alerts] timeout-ms`; a failure is logged and never delays the rounds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ntp_policy::Alert;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::AlertSettings;
 use crate::timefmt;
@@ -31,25 +34,33 @@ pub fn alert_json(a: &Alert) -> serde_json::Value {
     })
 }
 
-/// An `http://host:port/path` URL, split.
+/// An `http://` or `https://` URL, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
-    /// `host:port` to connect to (port 80 when absent).
+    /// Whether the URL is `https://` (TLS).
+    pub tls: bool,
+    /// `host:port` to connect to (port 80, or 443 for https, when absent).
     pub authority: String,
-    /// The host, for the `Host` header.
+    /// The authority as written, for the `Host` header.
     pub host: String,
+    /// The host name or address alone, which the server's certificate must
+    /// name (https).
+    pub server_name: String,
     /// The path, `/` when absent.
     pub path: String,
 }
 
-/// Parses a plain `http://` URL (webhooks go to a local relay or an
-/// internal endpoint; TLS is not spoken).
+/// Parses an `http://` or `https://` URL (no user info).
 ///
 /// # Errors
 /// Another scheme, or no host.
 pub fn parse_http_url(url: &str) -> anyhow::Result<HttpUrl> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        bail!("{url:?}: only http:// URLs are supported");
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        bail!("{url:?}: only http:// and https:// URLs are supported");
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("/")),
@@ -58,41 +69,104 @@ pub fn parse_http_url(url: &str) -> anyhow::Result<HttpUrl> {
     if authority.is_empty() {
         bail!("{url:?}: no host");
     }
+    if authority.contains('@') {
+        bail!("{url:?}: user information in the URL is not supported");
+    }
     let (host, port) = crate::config::split_address(authority)?;
+    let port = port.unwrap_or(if tls { 443 } else { 80 });
     let host_port = if host.contains(':') {
-        format!("[{host}]:{}", port.unwrap_or(80))
+        format!("[{host}]:{port}")
     } else {
-        format!("{host}:{}", port.unwrap_or(80))
+        format!("{host}:{port}")
     };
     Ok(HttpUrl {
+        tls,
         authority: host_port,
         host: authority.to_string(),
+        server_name: host,
         path: path.to_string(),
     })
 }
 
+/// The TLS client settings for an `https://` webhook: TLS 1.2 or 1.3,
+/// trusting the CA certificates in `ca` (PEM) when given, the system's
+/// trust store otherwise.
+///
+/// # Errors
+/// An unreadable or empty CA file, or no usable system certificate.
+pub fn webhook_tls(ca: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .with_context(|| format!("cannot read CA certificates from {}", path.display()))?;
+            if certs.is_empty() {
+                bail!("{}: no CERTIFICATE in the file", path.display());
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .with_context(|| format!("{}: not a usable CA certificate", path.display()))?;
+            }
+        }
+        None => {
+            let loaded = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(loaded.certs);
+            if roots.is_empty() {
+                bail!("no system CA certificates found (set [alerts] webhook-ca)");
+            }
+        }
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS provider")?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// Sends alerts to the configured webhook and command.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Dispatcher {
-    webhook: Option<HttpUrl>,
+    webhook: Option<(HttpUrl, Option<Arc<rustls::ClientConfig>>)>,
     command: Option<PathBuf>,
     timeout: Duration,
 }
 
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("webhook", &self.webhook.as_ref().map(|(url, _)| url))
+            .field("command", &self.command)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl Dispatcher {
-    /// A dispatcher for these settings (an unparsable webhook URL, which
-    /// configuration loading rejects, is dropped with an error logged).
+    /// A dispatcher for these settings (an unparsable webhook URL or an
+    /// unusable CA file, which configuration loading rejects, drops the
+    /// webhook with an error logged).
     pub fn new(settings: AlertSettings) -> Self {
-        let webhook = settings
-            .webhook
-            .as_deref()
-            .and_then(|u| match parse_http_url(u) {
-                Ok(u) => Some(u),
-                Err(e) => {
-                    tracing::error!("[alerts] webhook: {e:#}");
-                    None
-                }
-            });
+        let webhook = settings.webhook.as_deref().and_then(|u| {
+            let url = parse_http_url(u)
+                .map_err(|e| tracing::error!("[alerts] webhook: {e:#}"))
+                .ok()?;
+            let tls = if url.tls {
+                Some(
+                    webhook_tls(settings.webhook_ca.as_deref())
+                        .map_err(|e| tracing::error!("[alerts] webhook: {e:#}"))
+                        .ok()?,
+                )
+            } else {
+                None
+            };
+            Some((url, tls))
+        });
         Self {
             webhook,
             command: settings.command,
@@ -106,25 +180,28 @@ impl Dispatcher {
             return;
         }
         let body = alert_json(&alert).to_string();
-        if let Some(url) = self.webhook.clone() {
+        if let Some((url, tls)) = self.webhook.clone() {
             let (body, timeout) = (body.clone(), self.timeout);
             tokio::spawn(async move {
                 // Up to WEBHOOK_ATTEMPTS tries, 1 s apart, within the
                 // timeout; a pager relay that blinks should not lose alerts.
                 let deadline = tokio::time::Instant::now() + timeout;
                 for attempt in 1..=WEBHOOK_ATTEMPTS {
-                    let why = match tokio::time::timeout_at(deadline, post(&url, &body)).await {
-                        Ok(Ok(status)) if (200..300).contains(&status) => {
-                            tracing::debug!("webhook accepted the alert ({status})");
-                            return;
-                        }
-                        Ok(Ok(status)) => format!("answered {status}"),
-                        Ok(Err(e)) => format!("{e:#}"),
-                        Err(_) => {
-                            tracing::error!("webhook: no success within {timeout:?}");
-                            return;
-                        }
-                    };
+                    let why =
+                        match tokio::time::timeout_at(deadline, post(&url, tls.as_ref(), &body))
+                            .await
+                        {
+                            Ok(Ok(status)) if (200..300).contains(&status) => {
+                                tracing::debug!("webhook accepted the alert ({status})");
+                                return;
+                            }
+                            Ok(Ok(status)) => format!("answered {status}"),
+                            Ok(Err(e)) => format!("{e:#}"),
+                            Err(_) => {
+                                tracing::error!("webhook: no success within {timeout:?}");
+                                return;
+                            }
+                        };
                     tracing::error!(
                         "webhook attempt {attempt} of {WEBHOOK_ATTEMPTS} failed: {why}"
                     );
@@ -149,14 +226,40 @@ impl Dispatcher {
     }
 }
 
-/// POSTs `body` as JSON; returns the HTTP status.
+/// POSTs `body` as JSON; returns the HTTP status. `tls` is required for an
+/// `https://` URL (see [`webhook_tls`]).
 ///
 /// # Errors
-/// Connection, write or read errors, or an unreadable status line.
-pub async fn post(url: &HttpUrl, body: &str) -> anyhow::Result<u16> {
-    let mut stream = tokio::net::TcpStream::connect(&url.authority)
+/// Connection, TLS, write or read errors, or an unreadable status line.
+pub async fn post(
+    url: &HttpUrl,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    body: &str,
+) -> anyhow::Result<u16> {
+    let stream = tokio::net::TcpStream::connect(&url.authority)
         .await
         .with_context(|| format!("connect to {}", url.authority))?;
+    if !url.tls {
+        return exchange(stream, url, body).await;
+    }
+    let Some(config) = tls else {
+        bail!("{}: https needs TLS settings", url.authority);
+    };
+    let name = ServerName::try_from(url.server_name.clone())
+        .with_context(|| format!("{:?} is not a valid TLS server name", url.server_name))?;
+    let stream = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, stream)
+        .await
+        .with_context(|| format!("TLS with {}", url.authority))?;
+    exchange(stream, url, body).await
+}
+
+/// One HTTP/1.1 request on `stream`; the status code of the answer.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    url: &HttpUrl,
+    body: &str,
+) -> anyhow::Result<u16> {
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: ntp-monitor\r\n\r\n{body}",
         url.path,
@@ -164,6 +267,7 @@ pub async fn post(url: &HttpUrl, body: &str) -> anyhow::Result<u16> {
         body.len()
     );
     stream.write_all(request.as_bytes()).await?;
+    stream.flush().await?;
     let mut buf = vec![0u8; 1024];
     let mut len = 0;
     while len < buf.len() {
@@ -240,6 +344,7 @@ mod tests {
         rt.block_on(async {
             let d = Dispatcher::new(AlertSettings {
                 webhook: Some(format!("http://{addr}/hook")),
+                webhook_ca: None,
                 command: None,
                 timeout: Duration::from_secs(5),
             });
@@ -257,6 +362,128 @@ mod tests {
         assert!(bodies[1].contains("POST /hook") && bodies[1].contains("HOLD_ENTERED"));
     }
 
+    fn hold_alert() -> Alert {
+        Alert {
+            kind: ntp_policy::AlertKind::HoldEntered,
+            source: None,
+            figures: vec![],
+            message: "hold".into(),
+            at: ntp_policy::UnixMs(1),
+        }
+    }
+
+    /// A TLS webhook receiver on loopback with the certificate from `pki`:
+    /// answers one request 200 and returns what it read.
+    async fn tls_receiver(
+        pki: &ntp_test_support::Pki,
+    ) -> (u16, tokio::task::JoinHandle<anyhow::Result<String>>) {
+        use rustls::pki_types::PrivateKeyDer;
+        let certs = CertificateDer::pem_file_iter(&pki.cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(&pki.key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await?;
+            let mut tls = acceptor.accept(tcp).await?;
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head and the body (Content-Length), then answer.
+            loop {
+                let n = tls.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let want = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= want {
+                        break;
+                    }
+                }
+            }
+            tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .await?;
+            tls.shutdown().await?;
+            Ok(String::from_utf8_lossy(&got).into_owned())
+        });
+        (port, task)
+    }
+
+    #[test]
+    fn https_webhook_is_delivered_to_a_server_the_ca_vouches_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = ntp_test_support::Pki::create(dir.path(), "hook");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            let (port, receiver) = tls_receiver(&pki).await;
+            let d = Dispatcher::new(AlertSettings {
+                webhook: Some(format!("https://localhost:{port}/hook")),
+                webhook_ca: Some(pki.ca.clone()),
+                command: None,
+                timeout: Duration::from_secs(5),
+            });
+            d.dispatch(hold_alert());
+            tokio::time::timeout(Duration::from_secs(5), receiver)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+        });
+        assert!(got.starts_with("POST /hook HTTP/1.1\r\n"), "{got}");
+        assert!(got.contains("\r\nHost: localhost:"), "{got}");
+        let body = got.split_once("\r\n\r\n").unwrap().1;
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["kind"], "HOLD_ENTERED");
+    }
+
+    #[test]
+    fn https_webhook_refuses_a_certificate_from_another_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = ntp_test_support::Pki::create(dir.path(), "hook");
+        let other = ntp_test_support::Pki::create(dir.path(), "other");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (port, receiver) = tls_receiver(&pki).await;
+            let url = parse_http_url(&format!("https://localhost:{port}/hook")).unwrap();
+            let tls = webhook_tls(Some(&other.ca)).unwrap();
+            let e = post(&url, Some(&tls), "{}").await.unwrap_err();
+            let text = format!("{e:#}");
+            assert!(
+                text.contains("TLS with") && text.contains("certificate"),
+                "{text}"
+            );
+            // The receiver saw the handshake fail and got no request.
+            let seen = tokio::time::timeout(Duration::from_secs(5), receiver)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(seen.is_err(), "{seen:?}");
+        });
+    }
+
     #[test]
     fn urls() {
         let u = parse_http_url("http://127.0.0.1:9000/hook").unwrap();
@@ -266,7 +493,19 @@ mod tests {
         assert_eq!((u.authority.as_str(), u.path.as_str()), ("example:80", "/"));
         let u = parse_http_url("http://[::1]:8/x?y").unwrap();
         assert_eq!(u.authority, "[::1]:8");
-        assert!(parse_http_url("https://x/").is_err());
+        assert!(!u.tls);
+        let u = parse_http_url("https://hooks.example.org/T1/x").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.authority, "hooks.example.org:443");
+        assert_eq!(u.server_name, "hooks.example.org");
+        assert_eq!(u.path, "/T1/x");
+        let u = parse_http_url("https://[::1]:8443").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.server_name.as_str()),
+            ("[::1]:8443", "::1")
+        );
+        assert!(parse_http_url("ftp://x/").is_err());
         assert!(parse_http_url("http:///x").is_err());
+        assert!(parse_http_url("https://user:pw@x/").is_err());
     }
 }

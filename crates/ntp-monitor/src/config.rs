@@ -95,8 +95,13 @@ pub struct MonitorSettings {
 /// `[alerts]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AlertSettings {
-    /// `webhook`: an `http://` URL that receives each alert as a JSON POST.
+    /// `webhook`: an `http://` or `https://` URL that receives each alert
+    /// as a JSON POST.
     pub webhook: Option<String>,
+    /// `webhook-ca`: a PEM file of CA certificates that an `https://`
+    /// webhook's certificate must chain to, instead of the system's trust
+    /// store (a private relay with its own CA).
+    pub webhook_ca: Option<PathBuf>,
     /// `command`: a program run for each alert, the alert as JSON on stdin.
     pub command: Option<PathBuf>,
     /// `timeout-ms`: the limit for one webhook call or command. Default 5000.
@@ -229,6 +234,7 @@ struct RawMonitor {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawAlerts {
     webhook: Option<String>,
+    webhook_ca: Option<PathBuf>,
     command: Option<PathBuf>,
     timeout_ms: Option<u64>,
 }
@@ -446,11 +452,24 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
     }
 
     let a = raw.alerts;
-    if let Some(url) = &a.webhook {
-        crate::alerts::parse_http_url(url).context("[alerts] webhook")?;
+    let webhook_ca = a.webhook_ca.map(&resolve);
+    match (&a.webhook, &webhook_ca) {
+        (Some(url), ca) => {
+            let url = crate::alerts::parse_http_url(url).context("[alerts] webhook")?;
+            match ca {
+                Some(ca) if url.tls => {
+                    crate::alerts::webhook_tls(Some(ca)).context("[alerts] webhook-ca")?;
+                }
+                Some(_) => bail!("[alerts] webhook-ca is only used with an https:// webhook"),
+                None => {}
+            }
+        }
+        (None, Some(_)) => bail!("[alerts] webhook-ca is set but webhook is not"),
+        (None, None) => {}
     }
     let alerts = AlertSettings {
         webhook: a.webhook,
+        webhook_ca,
         command: a.command,
         timeout: Duration::from_millis(a.timeout_ms.unwrap_or(5000)),
     };
@@ -571,8 +590,24 @@ signing-key-path = "/etc/k"
         assert!(e.contains("quorum 3 exceeds") && e.contains("line"), "{e}");
         let e = err(&format!("{src}[monitor]\nhttp-listen = \"nowhere\"\n"));
         assert!(e.contains("http-listen") || e.contains("line 6"), "{e}");
-        let e = err(&format!("{src}[alerts]\nwebhook = \"https://x/\"\n"));
-        assert!(e.contains("webhook"), "{e}");
+        let e = err(&format!("{src}[alerts]\nwebhook = \"ftp://x/\"\n"));
+        assert!(e.contains("webhook") && e.contains("https://"), "{e}");
+        let e = err(&format!(
+            "{src}[alerts]\nwebhook = \"http://x/\"\nwebhook-ca = \"/etc/hostname\"\n"
+        ));
+        assert!(
+            e.contains("webhook-ca is only used with an https://"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{src}[alerts]\nwebhook = \"https://x/\"\nwebhook-ca = \"/nonexistent/ca.pem\"\n"
+        ));
+        assert!(
+            e.contains("webhook-ca") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let e = err(&format!("{src}[alerts]\nwebhook-ca = \"ca.pem\"\n"));
+        assert!(e.contains("webhook is not"), "{e}");
         let e = err(&format!("{src}{src}"));
         assert!(e.contains("used twice") && e.contains("line 5"), "{e}");
         let e = err("[sources]\n");
