@@ -121,7 +121,12 @@ fn ntpdig_gets_plain_time() {
             .unwrap(),
     );
     // ntpdig retries within its own timeout; give the server a moment.
+    // ntpdig is Python and stamps T1 and T4 in user space, so on a busy
+    // machine one exchange can be off by a scheduling stall (CI once saw
+    // -1.7 ms on loopback): the best of up to five answers must be within
+    // 1 ms, every answer within 50 ms.
     let mut last = String::new();
+    let mut offsets = Vec::new();
     for _ in 0..20 {
         let out = Command::new("ip")
             .args([
@@ -144,8 +149,16 @@ fn ntpdig_gets_plain_time() {
         if out.status.success() {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(v["stratum"], 1, "{v}");
-            assert!(v["offset"].as_f64().unwrap().abs() < 0.001, "{v}");
-            return;
+            let offset = v["offset"].as_f64().unwrap().abs();
+            assert!(offset < 0.05, "{v}");
+            offsets.push(offset);
+            if offset < 0.001 {
+                return;
+            }
+            if offsets.len() == 5 {
+                panic!("ntpdig's best offset of five is over 1 ms: {offsets:?}");
+            }
+            continue;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
