@@ -13,7 +13,8 @@
 # (default 1024), KE_INFLIGHT (default 8), KE_DURATION (default DURATION),
 # SERVERS (default "ntp-server chrony"), MODES (default "plain nts ke"),
 # OURS (the ntp-server binary, default target/release/ntp-server: set it to
-# compare a saved build).
+# compare a saved build), WORKERS (ntp-server's UDP workers, default 1),
+# SERVER_CPU and LOAD_CPU (taskset CPU lists, default 0 and 1).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,8 +27,9 @@ KE_DURATION=${KE_DURATION:-$DURATION}
 SERVERS=${SERVERS:-"ntp-server chrony"}
 MODES=${MODES:-"plain nts ke"}
 JSON_OUT=${JSON_OUT:-}
-SERVER_CPU=0
-LOAD_CPU=1
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+WORKERS=${WORKERS:-1}
 
 # Ports are picked at run time among free ones: other programs on this
 # machine may hold any fixed choice (a fixed 12123 once measured someone
@@ -101,7 +103,7 @@ EOF
 cat >"$WORK/ours.toml" <<EOF
 [[server]]
 listen = "127.0.0.1:$OURS_NTP"
-workers = 1
+workers = $WORKERS
 
 [[nts-ke-server]]
 listen = "127.0.0.1:$OURS_KE"
@@ -234,7 +236,7 @@ for server in $SERVERS; do
 done
 
 echo
-echo "ntp-perf: server on CPU $SERVER_CPU, load on CPU $LOAD_CPU, $DURATION s per step, $CLIENTS client sockets, inflight $INFLIGHT (ke: $KE_INFLIGHT handshakes at once)."
+echo "ntp-perf: server on CPU $SERVER_CPU ($WORKERS ntp-server workers), load on CPU $LOAD_CPU, $DURATION s per step, $CLIENTS client sockets, inflight $INFLIGHT (ke: $KE_INFLIGHT handshakes at once)."
 echo "Rates are requests/s (ke: handshakes/s). Server CPU is % of one core; 's/M' = server CPU seconds per million answered; 'of which kernel' = the part in system time (stime)."
 echo
 echo "| mode | server | offered (asked) | offered | answered | loss % | p50 µs | p99 µs | server CPU % | server s/M | of which kernel | gen CPU % | KoD | NAK+invalid | rcvbuf drops |"
