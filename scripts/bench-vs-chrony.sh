@@ -211,6 +211,7 @@ cells = [
     f(r.get("server_system_s_per_million"), 2),
     f(r["generator_cpu_pct"]), kods, str(r["nts_naks"] + r["invalid"]),
     f(r["udp_rcvbuf_errors"]),
+    f(r.get("steal_s"), 2),
 ]
 print("| " + " | ".join(cells) + " |")
 EOF
@@ -237,8 +238,8 @@ done
 
 echo
 echo "ntp-perf: server on CPU $SERVER_CPU ($WORKERS ntp-server workers), load on CPU $LOAD_CPU, $DURATION s per step, $CLIENTS client sockets, inflight $INFLIGHT (ke: $KE_INFLIGHT handshakes at once)."
-echo "Rates are requests/s (ke: handshakes/s). Server CPU is % of one core; 's/M' = server CPU seconds per million answered; 'of which kernel' = the part in system time (stime)."
+echo "Rates are requests/s (ke: handshakes/s). Server CPU is % of one core; 's/M' = server CPU seconds per million answered; 'of which kernel' = the part in system time (stime); 'steal s' = CPU the hypervisor took from the machine during the step (a step with much of it is disturbed)."
 echo
-echo "| mode | server | offered (asked) | offered | answered | loss % | p50 µs | p99 µs | server CPU % | server s/M | of which kernel | gen CPU % | KoD | NAK+invalid | rcvbuf drops |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
+echo "| mode | server | offered (asked) | offered | answered | loss % | p50 µs | p99 µs | server CPU % | server s/M | of which kernel | gen CPU % | KoD | NAK+invalid | rcvbuf drops | steal s |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
 printf '%s\n' "${ROWS[@]}" | sort -s -t'|' -k2,2

@@ -143,6 +143,24 @@ pub fn udp_rcvbuf_errors() -> Option<u64> {
     parse_snmp_udp(&text, "RcvbufErrors")
 }
 
+/// CPU time the hypervisor ran something else while this machine's virtual
+/// CPUs wanted to run (`steal`, the 8th value of the `cpu` line of
+/// `/proc/stat`), summed over all CPUs; `None` off Linux or when unreadable.
+/// On a virtual machine its change over a run says whether the host took
+/// time away: such a run's CPU figures are inflated and its latencies
+/// stretched, whichever side was robbed.
+pub fn steal_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_proc_stat_steal(&text).map(|ticks| ticks_to_duration(ticks, clock_ticks()))
+}
+
+/// The `steal` ticks of the aggregate `cpu` line of `/proc/stat`.
+pub fn parse_proc_stat_steal(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    // cpu user nice system idle iowait irq softirq steal ...
+    line.split_whitespace().nth(8)?.parse().ok()
+}
+
 /// One counter of the `Udp:` lines of `/proc/net/snmp`.
 pub fn parse_snmp_udp(text: &str, name: &str) -> Option<u64> {
     let mut lines = text.lines().filter(|l| l.starts_with("Udp:"));
@@ -169,6 +187,17 @@ pub fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
     let per_second = per_second.max(1);
     Duration::from_secs(ticks / per_second)
         + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second)
+}
+
+#[cfg(test)]
+mod steal_tests {
+    #[test]
+    fn steal_is_the_eighth_value_of_the_cpu_line() {
+        let text = "cpu  10 1 20 300 4 0 5 77 0 0\ncpu0 5 0 10 150 2 0 2 40 0 0\n";
+        assert_eq!(super::parse_proc_stat_steal(text), Some(77));
+        assert_eq!(super::parse_proc_stat_steal("cpu  1 2 3\n"), None);
+        assert_eq!(super::parse_proc_stat_steal("intr 5\n"), None);
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
     let shared = Arc::new(Mutex::new(Shared::default()));
     let tickets = Arc::new(AtomicU64::new(0));
     let snmp_start = cpu::udp_rcvbuf_errors();
+    let steal_start = cpu::steal_time();
     let own_start = cpu::own_cpu();
     let server_start = config
         .server_pid
@@ -173,6 +174,9 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
             server,
             udp_rcvbuf_errors: snmp_start
                 .zip(cpu::udp_rcvbuf_errors())
+                .map(|(a, b)| b.saturating_sub(a)),
+            steal: steal_start
+                .zip(cpu::steal_time())
                 .map(|(a, b)| b.saturating_sub(a)),
         },
     ))

@@ -52,8 +52,12 @@
 //! `sysconf(_SC_CLK_TCK)` ticks, summed over the process and its descendants
 //! (chronyd runs NTS-KE in helper processes; see [`cpu`]). The change of the
 //! kernel's UDP `RcvbufErrors` over the window is reported too, so loss in a
-//! full socket queue is told apart from a server that dropped requests. The efficiency figure is server
-//! CPU seconds per million answered requests; compare servers at the same
+//! full socket queue is told apart from a server that dropped requests, and
+//! so is the CPU time the hypervisor stole from the machine (`steal` in
+//! `/proc/stat`, [`Report::steal_s`]): on a virtual machine a run the host
+//! disturbed shows inflated CPU figures and stretched latencies, and the
+//! steal says which runs to discard. The efficiency figure is server CPU
+//! seconds per million answered requests; compare servers at the same
 //! offered rate, with the server and the generator pinned to different cores.
 //!
 //! **Safety.** Targets outside 127.0.0.0/8 and `::1` are refused unless

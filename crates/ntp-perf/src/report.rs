@@ -106,6 +106,11 @@ pub struct Report {
     /// Kernel CPU seconds per million answered: what the server would cost
     /// if its own code took no time at all.
     pub server_system_s_per_million: Option<f64>,
+    /// CPU time the hypervisor took from this machine during the window
+    /// (`steal` in `/proc/stat`, all CPUs), seconds; `None` where the kernel
+    /// does not report it. More than a few hundredths of the window means the
+    /// run's CPU and latency figures are disturbed.
+    pub steal_s: Option<f64>,
 }
 
 /// Counts a run collects; turned into a [`Report`] by [`Report::finish`].
@@ -131,6 +136,7 @@ pub(crate) struct CpuWindow {
     pub own: Duration,
     pub server: Option<crate::cpu::CpuTime>,
     pub udp_rcvbuf_errors: Option<u64>,
+    pub steal: Option<Duration>,
 }
 
 impl Report {
@@ -193,6 +199,7 @@ impl Report {
             server_cpu_s_per_million: per_million(server_cpu_s),
             server_system_s,
             server_system_s_per_million: per_million(server_system_s),
+            steal_s: cpu.steal.map(|d| d.as_secs_f64()),
         }
     }
 
@@ -263,6 +270,14 @@ impl fmt::Display for Report {
             opt(self.server_system_s, 2),
             opt(self.server_cpu_s_per_million, 2),
             opt(self.server_system_s_per_million, 2)
-        )
+        )?;
+        if let Some(steal) = self.steal_s {
+            writeln!(
+                f,
+                "  stolen by the hypervisor: {steal:.2} s of CPU ({:.1} % of the window)",
+                100.0 * steal / self.window_s
+            )?;
+        }
+        Ok(())
     }
 }

@@ -197,6 +197,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
     let timeout_ns = u64::try_from(config.reply_timeout.as_nanos()).unwrap_or(u64::MAX);
 
     let snmp_start = cpu::udp_rcvbuf_errors();
+    let steal_start = cpu::steal_time();
     let own_start = cpu::own_cpu();
     let server_start = config
         .server_pid
@@ -267,6 +268,9 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
             server,
             udp_rcvbuf_errors: snmp_start
                 .zip(cpu::udp_rcvbuf_errors())
+                .map(|(a, b)| b.saturating_sub(a)),
+            steal: steal_start
+                .zip(cpu::steal_time())
                 .map(|(a, b)| b.saturating_sub(a)),
         },
     ))
