@@ -26,7 +26,7 @@ use tokio_rustls::TlsConnector;
 use crate::histogram::Histogram;
 use crate::pacer::Rate;
 use crate::report::{Counts, CpuWindow, Report};
-use crate::{Config, PerfError, cpu, target};
+use crate::{Config, PerfError, target};
 
 /// The limit for one key exchange.
 const KE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -93,13 +93,8 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
 
     let shared = Arc::new(Mutex::new(Shared::default()));
     let tickets = Arc::new(AtomicU64::new(0));
-    let snmp_start = cpu::udp_rcvbuf_errors();
-    let steal_start = cpu::steal_time();
-    let own_start = cpu::own_cpu();
-    let server_start = config
-        .server_pid
-        .and_then(|p| cpu::process_tree_cpu(p).ok());
-    let start = Instant::now();
+    let window = CpuWindow::start(config.server_pid);
+    let start = window.at();
     let end = start + config.duration;
 
     runtime.block_on(async {
@@ -145,14 +140,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
         while tasks.join_next().await.is_some() {}
     });
 
-    let wall = start.elapsed();
-    let own = cpu::own_cpu().saturating_sub(own_start);
-    let server = match (config.server_pid, server_start) {
-        (Some(pid), Some(before)) => cpu::process_tree_cpu(pid)
-            .ok()
-            .map(|t| t.saturating_sub(before)),
-        _ => None,
-    };
+    let cpu = window.finish();
     let shared = std::mem::take(&mut *lock(&shared));
     let counts = Counts {
         sent: shared.started,
@@ -168,17 +156,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
         config.duration,
         counts,
         &shared.latency,
-        CpuWindow {
-            wall,
-            own,
-            server,
-            udp_rcvbuf_errors: snmp_start
-                .zip(cpu::udp_rcvbuf_errors())
-                .map(|(a, b)| b.saturating_sub(a)),
-            steal: steal_start
-                .zip(cpu::steal_time())
-                .map(|(a, b)| b.saturating_sub(a)),
-        },
+        cpu,
     ))
 }
 

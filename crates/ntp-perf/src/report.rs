@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -137,6 +137,63 @@ pub(crate) struct CpuWindow {
     pub server: Option<crate::cpu::CpuTime>,
     pub udp_rcvbuf_errors: Option<u64>,
     pub steal: Option<Duration>,
+}
+
+impl CpuWindow {
+    /// Reads every counter the window needs, at its start: this process's
+    /// CPU time, the server's (and its children's) when its pid is known,
+    /// the host's UDP receive-buffer errors and the CPU time the hypervisor
+    /// stole. [`WindowStart::finish`] reads them again and keeps the
+    /// differences, so both modes measure exactly the same things.
+    pub(crate) fn start(server_pid: Option<u32>) -> WindowStart {
+        WindowStart {
+            udp_rcvbuf_errors: crate::cpu::udp_rcvbuf_errors(),
+            steal: crate::cpu::steal_time(),
+            own: crate::cpu::own_cpu(),
+            server: server_pid.and_then(|p| Some((p, crate::cpu::process_tree_cpu(p).ok()?))),
+            at: Instant::now(),
+        }
+    }
+}
+
+/// The counters at the start of a measured window (see [`CpuWindow::start`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WindowStart {
+    at: Instant,
+    own: Duration,
+    server: Option<(u32, crate::cpu::CpuTime)>,
+    udp_rcvbuf_errors: Option<u64>,
+    steal: Option<Duration>,
+}
+
+impl WindowStart {
+    /// When the window started; the load's schedule counts from here.
+    pub(crate) fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// Reads the counters again and returns what the window used. A counter
+    /// that could not be read at either end is `None`, never a guess.
+    pub(crate) fn finish(self) -> CpuWindow {
+        let wall = self.at.elapsed();
+        CpuWindow {
+            wall,
+            own: crate::cpu::own_cpu().saturating_sub(self.own),
+            server: self.server.and_then(|(pid, before)| {
+                crate::cpu::process_tree_cpu(pid)
+                    .ok()
+                    .map(|t| t.saturating_sub(before))
+            }),
+            udp_rcvbuf_errors: self
+                .udp_rcvbuf_errors
+                .zip(crate::cpu::udp_rcvbuf_errors())
+                .map(|(a, b)| b.saturating_sub(a)),
+            steal: self
+                .steal
+                .zip(crate::cpu::steal_time())
+                .map(|(a, b)| b.saturating_sub(a)),
+        }
+    }
 }
 
 impl Report {

@@ -36,7 +36,7 @@ use crate::histogram::Histogram;
 use crate::ke::KeClient;
 use crate::pacer::{Pacer, Rate};
 use crate::report::{Counts, CpuWindow, Report};
-use crate::{Config, Mode, PerfError, cpu, target};
+use crate::{Config, Mode, PerfError, target};
 
 /// Datagrams per `sendmmsg`/`recvmmsg` call.
 pub const BATCH: usize = 32;
@@ -196,13 +196,8 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
     let mut pacer = Pacer::new(config.rate, burst);
     let timeout_ns = u64::try_from(config.reply_timeout.as_nanos()).unwrap_or(u64::MAX);
 
-    let snmp_start = cpu::udp_rcvbuf_errors();
-    let steal_start = cpu::steal_time();
-    let own_start = cpu::own_cpu();
-    let server_start = config
-        .server_pid
-        .and_then(|p| cpu::process_tree_cpu(p).ok());
-    let start = Instant::now();
+    let window = CpuWindow::start(config.server_pid);
+    let start = window.at();
     let end = start + config.duration;
     let drain_end = end + config.reply_timeout;
     let mut next_expire = start + EXPIRE_EVERY;
@@ -247,14 +242,6 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
             }
         }
     }
-    let wall = start.elapsed();
-    let own = cpu::own_cpu().saturating_sub(own_start);
-    let server = match (config.server_pid, server_start) {
-        (Some(pid), Some(before)) => cpu::process_tree_cpu(pid)
-            .ok()
-            .map(|t| t.saturating_sub(before)),
-        _ => None,
-    };
     state.counts.schedule_skipped = pacer.skipped();
     Ok(Report::finish(
         config,
@@ -262,17 +249,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
         config.duration,
         state.counts,
         &state.latency,
-        CpuWindow {
-            wall,
-            own,
-            server,
-            udp_rcvbuf_errors: snmp_start
-                .zip(cpu::udp_rcvbuf_errors())
-                .map(|(a, b)| b.saturating_sub(a)),
-            steal: steal_start
-                .zip(cpu::steal_time())
-                .map(|(a, b)| b.saturating_sub(a)),
-        },
+        window.finish(),
     ))
 }
 
