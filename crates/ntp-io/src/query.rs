@@ -500,11 +500,11 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, QueryError> {
 
 fn ke_options(options: &QueryOptions) -> Result<KeOptions, QueryError> {
     let tls = match &options.ca_file {
-        Some(path) => nts_ke::tls::client_config_from_ca_file(path)
-            .map_err(|e| QueryError::Trust(format!("{}: {e}", path.display())))?,
-        None => nts_ke::tls::client_config_native_roots()
-            .map_err(|e| QueryError::Trust(e.to_string()))?,
-    };
+        // The error names the file.
+        Some(path) => nts_ke::tls::client_config_from_ca_file(path),
+        None => nts_ke::tls::client_config_native_roots(),
+    }
+    .map_err(|e| QueryError::Trust(e.to_string()))?;
     let mut negotiation = nts_ke::ClientConfig::default();
     if !options.aead.is_empty() {
         negotiation.aead_algorithms = options

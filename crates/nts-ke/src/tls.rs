@@ -15,10 +15,14 @@
 //! lives for one request), and issues no session tickets: NTS-KE clients connect rarely
 //! and do not resume, so tickets were pure cost.
 //!
+//! The root-store loaders ([`root_store_from_ca_file`], [`root_store_from_ca_pem`],
+//! [`native_root_store`]) fix neither version nor ALPN, so other rustls clients in the
+//! suite (such as `ntp-monitor`'s HTTPS webhooks) load their trust anchors through them.
+//!
 //! Certificate verification cannot be turned off except through
 //! [`dangerous_client_config_no_verification`], which exists for tests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -47,6 +51,16 @@ pub enum TlsError {
     /// A PEM input held no certificate.
     #[error("no certificate found in pem input")]
     NoCertificates,
+    /// A CA file could not be read, or held no usable trust anchor. The message
+    /// includes the reason (which is not repeated as `source()`).
+    #[error("CA file {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why: [`TlsError::Pem`], [`TlsError::NoCertificates`] or
+        /// [`TlsError::Rustls`].
+        reason: Box<TlsError>,
+    },
     /// The system trust store gave no usable root certificate.
     #[error("no usable system root certificates: {detail}")]
     NoRootCertificates {
@@ -90,49 +104,93 @@ pub fn client_config(roots: RootCertStore) -> Result<ClientConfig, TlsError> {
     Ok(config)
 }
 
-/// A client config trusting the system's root certificates (rustls-native-certs).
+/// A client config trusting the system's root certificates (see [`native_root_store`]).
+///
+/// # Errors
+///
+/// As [`native_root_store`], or [`TlsError::Rustls`] if the provider cannot do TLS 1.3.
+pub fn client_config_native_roots() -> Result<ClientConfig, TlsError> {
+    client_config(native_root_store()?)
+}
+
+/// A client config trusting only the CA certificates in `pem` (see
+/// [`root_store_from_ca_pem`]).
+///
+/// # Errors
+///
+/// As [`root_store_from_ca_pem`], or [`TlsError::Rustls`] if the provider cannot do
+/// TLS 1.3.
+pub fn client_config_from_ca_pem(pem: &[u8]) -> Result<ClientConfig, TlsError> {
+    client_config(root_store_from_ca_pem(pem)?)
+}
+
+/// A client config trusting only the CA certificates in the PEM file at `path` (see
+/// [`root_store_from_ca_file`]).
+///
+/// # Errors
+///
+/// As [`root_store_from_ca_file`], or [`TlsError::Rustls`] if the provider cannot do
+/// TLS 1.3.
+pub fn client_config_from_ca_file(path: impl AsRef<Path>) -> Result<ClientConfig, TlsError> {
+    client_config(root_store_from_ca_file(path)?)
+}
+
+/// The system's root certificates (rustls-native-certs), as a root store for any
+/// rustls client config, not only an NTS-KE one.
 ///
 /// Certificates the loader cannot parse are skipped.
 ///
 /// # Errors
 ///
 /// [`TlsError::NoRootCertificates`] if none could be loaded.
-pub fn client_config_native_roots() -> Result<ClientConfig, TlsError> {
+pub fn native_root_store() -> Result<RootCertStore, TlsError> {
     let loaded = rustls_native_certs::load_native_certs();
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(loaded.certs);
     if roots.is_empty() {
-        let detail = loaded
-            .errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let detail = if loaded.errors.is_empty() {
+            "none found".to_string()
+        } else {
+            loaded
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         return Err(TlsError::NoRootCertificates { detail });
     }
-    client_config(roots)
+    Ok(roots)
 }
 
-/// A client config trusting only the CA certificates in `pem` (one or more
-/// `CERTIFICATE` blocks).
+/// The CA certificates in `pem` (one or more `CERTIFICATE` blocks; other blocks are
+/// ignored), as a root store for any rustls client config.
 ///
 /// # Errors
 ///
-/// [`TlsError::Pem`] for bad PEM, [`TlsError::NoCertificates`] if there is none, or
-/// [`TlsError::Rustls`] if a certificate is not a usable trust anchor.
-pub fn client_config_from_ca_pem(pem: &[u8]) -> Result<ClientConfig, TlsError> {
+/// [`TlsError::Pem`] for bad PEM, [`TlsError::NoCertificates`] if there is no
+/// certificate, or [`TlsError::Rustls`] if one is not a usable trust anchor.
+pub fn root_store_from_ca_pem(pem: &[u8]) -> Result<RootCertStore, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>()?;
-    client_config(roots_from(certs)?)
+    roots_from(certs)
 }
 
-/// As [`client_config_from_ca_pem`], reading the PEM from a file.
+/// As [`root_store_from_ca_pem`], reading the PEM from the file at `path`.
 ///
 /// # Errors
 ///
-/// As [`client_config_from_ca_pem`]; an unreadable file is [`TlsError::Pem`].
-pub fn client_config_from_ca_file(path: impl AsRef<Path>) -> Result<ClientConfig, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)?.collect::<Result<Vec<_>, _>>()?;
-    client_config(roots_from(certs)?)
+/// [`TlsError::CaFile`], naming `path`, with the reason: [`TlsError::Pem`] for an
+/// unreadable file or bad PEM, or as [`root_store_from_ca_pem`].
+pub fn root_store_from_ca_file(path: impl AsRef<Path>) -> Result<RootCertStore, TlsError> {
+    let path = path.as_ref();
+    CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(TlsError::Pem)
+        .and_then(roots_from)
+        .map_err(|reason| TlsError::CaFile {
+            path: path.to_path_buf(),
+            reason: Box::new(reason),
+        })
 }
 
 fn roots_from(certs: Vec<CertificateDer<'static>>) -> Result<RootCertStore, TlsError> {
@@ -342,9 +400,65 @@ mod tests {
             server_config_from_pem(b"", b""),
             Err(TlsError::Pem(_))
         ));
-        assert!(matches!(
-            client_config_from_ca_file("/nonexistent/ca.pem"),
-            Err(TlsError::Pem(_))
-        ));
+        let e = client_config_from_ca_file("/nonexistent/ca.pem").unwrap_err();
+        assert!(
+            matches!(&e, TlsError::CaFile { path, reason }
+                if path == Path::new("/nonexistent/ca.pem") && matches!(**reason, TlsError::Pem(_))),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("CA file /nonexistent/ca.pem: pem: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ca_file_errors_name_the_file_and_the_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no pem here\n").expect("write");
+        let e = root_store_from_ca_file(&empty).unwrap_err();
+        assert!(
+            matches!(&e, TlsError::CaFile { reason, .. } if matches!(**reason, TlsError::NoCertificates)),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "CA file {}: no certificate found in pem input",
+                empty.display()
+            )
+        );
+
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(
+            &bad,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let e = root_store_from_ca_file(&bad).unwrap_err();
+        assert!(
+            matches!(&e, TlsError::CaFile { reason, .. } if matches!(**reason, TlsError::Rustls(_))),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
+        // The reason is in the message, not repeated as the source.
+        assert!(std::error::Error::source(&e).is_none());
+    }
+
+    #[test]
+    fn ca_file_roots_load() {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.example".into()]).expect("rcgen");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, ca.cert.pem()).expect("write");
+        assert_eq!(root_store_from_ca_file(&path).expect("loads").len(), 1);
+        assert_eq!(
+            root_store_from_ca_pem(ca.cert.pem().as_bytes())
+                .expect("loads")
+                .len(),
+            1
+        );
     }
 }
