@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use ntp_policy::Alert;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::AlertSettings;
@@ -34,11 +34,32 @@ pub fn alert_json(a: &Alert) -> serde_json::Value {
     })
 }
 
-/// An `http://` or `https://` URL, split.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a webhook is reached: its URL's scheme, with what TLS needs, so an
+/// `https://` URL without TLS settings cannot be represented.
+#[derive(Clone)]
+pub enum Transport {
+    /// `http://`: plain TCP.
+    Plain,
+    /// `https://`: TLS with these client settings (see [`webhook_tls`]),
+    /// built once when the configuration is loaded.
+    Tls(Arc<rustls::ClientConfig>),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The TLS settings hold the whole root store: too much for a log.
+        f.write_str(match self {
+            Self::Plain => "Plain",
+            Self::Tls(_) => "Tls",
+        })
+    }
+}
+
+/// An `http://` or `https://` webhook URL, split, with its transport.
+#[derive(Debug, Clone)]
 pub struct HttpUrl {
-    /// Whether the URL is `https://` (TLS).
-    pub tls: bool,
+    /// Plain for `http://`, TLS for `https://`.
+    pub transport: Transport,
     /// `host:port` to connect to (port 80, or 443 for https, when absent).
     pub authority: String,
     /// The authority as written, for the `Host` header.
@@ -50,12 +71,17 @@ pub struct HttpUrl {
     pub path: String,
 }
 
-/// Parses an `http://` or `https://` URL (no user info).
+/// Parses an `http://` or `https://` URL (no user info) and settles its
+/// transport: for `https://`, TLS trusting only the CA certificates in the
+/// PEM file `ca` when given, the system's trust store otherwise (see
+/// [`webhook_tls`]).
 ///
 /// # Errors
-/// Another scheme, or no host.
-pub fn parse_http_url(url: &str) -> anyhow::Result<HttpUrl> {
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+/// Another scheme, no host, user information, `ca` with an `http://` URL,
+/// an unusable CA file (the error names it), or no usable system
+/// certificate.
+pub fn parse_http_url(url: &str, ca: Option<&Path>) -> anyhow::Result<HttpUrl> {
+    let (https, rest) = if let Some(rest) = url.strip_prefix("http://") {
         (false, rest)
     } else if let Some(rest) = url.strip_prefix("https://") {
         (true, rest)
@@ -73,14 +99,20 @@ pub fn parse_http_url(url: &str) -> anyhow::Result<HttpUrl> {
         bail!("{url:?}: user information in the URL is not supported");
     }
     let (host, port) = crate::config::split_address(authority)?;
-    let port = port.unwrap_or(if tls { 443 } else { 80 });
+    let port = port.unwrap_or(if https { 443 } else { 80 });
     let host_port = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
+    let transport = match (https, ca) {
+        (true, Some(_)) => Transport::Tls(webhook_tls(ca).context("webhook-ca")?),
+        (true, None) => Transport::Tls(webhook_tls(None)?),
+        (false, None) => Transport::Plain,
+        (false, Some(_)) => bail!("webhook-ca is only used with an https:// webhook"),
+    };
     Ok(HttpUrl {
-        tls,
+        transport,
         authority: host_port,
         host: authority.to_string(),
         server_name: host,
@@ -90,34 +122,19 @@ pub fn parse_http_url(url: &str) -> anyhow::Result<HttpUrl> {
 
 /// The TLS client settings for an `https://` webhook: TLS 1.2 or 1.3,
 /// trusting the CA certificates in `ca` (PEM) when given, the system's
-/// trust store otherwise.
+/// trust store otherwise. The roots are loaded by `nts-ke`'s
+/// [`root_store_from_ca_file`](nts_ke::tls::root_store_from_ca_file) and
+/// [`native_root_store`](nts_ke::tls::native_root_store).
 ///
 /// # Errors
-/// An unreadable or empty CA file, or no usable system certificate.
+/// An unreadable CA file or one without a usable CA certificate (the error
+/// names the file and the reason), or no usable system certificate.
 pub fn webhook_tls(ca: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                .with_context(|| format!("cannot read CA certificates from {}", path.display()))?;
-            if certs.is_empty() {
-                bail!("{}: no CERTIFICATE in the file", path.display());
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .with_context(|| format!("{}: not a usable CA certificate", path.display()))?;
-            }
-        }
-        None => {
-            let loaded = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(loaded.certs);
-            if roots.is_empty() {
-                bail!("no system CA certificates found (set [alerts] webhook-ca)");
-            }
-        }
-    }
+    let roots = match ca {
+        Some(path) => nts_ke::tls::root_store_from_ca_file(path)?,
+        None => nts_ke::tls::native_root_store()
+            .context("the system trust store (or set [alerts] webhook-ca)")?,
+    };
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
@@ -130,45 +147,19 @@ pub fn webhook_tls(ca: Option<&Path>) -> anyhow::Result<Arc<rustls::ClientConfig
 }
 
 /// Sends alerts to the configured webhook and command.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Dispatcher {
-    webhook: Option<(HttpUrl, Option<Arc<rustls::ClientConfig>>)>,
+    webhook: Option<HttpUrl>,
     command: Option<PathBuf>,
     timeout: Duration,
 }
 
-impl std::fmt::Debug for Dispatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher")
-            .field("webhook", &self.webhook.as_ref().map(|(url, _)| url))
-            .field("command", &self.command)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
-
 impl Dispatcher {
-    /// A dispatcher for these settings (an unparsable webhook URL or an
-    /// unusable CA file, which configuration loading rejects, drops the
-    /// webhook with an error logged).
+    /// A dispatcher for these settings (the webhook's TLS settings, if any,
+    /// were built when the configuration was loaded).
     pub fn new(settings: AlertSettings) -> Self {
-        let webhook = settings.webhook.as_deref().and_then(|u| {
-            let url = parse_http_url(u)
-                .map_err(|e| tracing::error!("[alerts] webhook: {e:#}"))
-                .ok()?;
-            let tls = if url.tls {
-                Some(
-                    webhook_tls(settings.webhook_ca.as_deref())
-                        .map_err(|e| tracing::error!("[alerts] webhook: {e:#}"))
-                        .ok()?,
-                )
-            } else {
-                None
-            };
-            Some((url, tls))
-        });
         Self {
-            webhook,
+            webhook: settings.webhook,
             command: settings.command,
             timeout: settings.timeout,
         }
@@ -180,28 +171,25 @@ impl Dispatcher {
             return;
         }
         let body = alert_json(&alert).to_string();
-        if let Some((url, tls)) = self.webhook.clone() {
+        if let Some(url) = self.webhook.clone() {
             let (body, timeout) = (body.clone(), self.timeout);
             tokio::spawn(async move {
                 // Up to WEBHOOK_ATTEMPTS tries, 1 s apart, within the
                 // timeout; a pager relay that blinks should not lose alerts.
                 let deadline = tokio::time::Instant::now() + timeout;
                 for attempt in 1..=WEBHOOK_ATTEMPTS {
-                    let why =
-                        match tokio::time::timeout_at(deadline, post(&url, tls.as_ref(), &body))
-                            .await
-                        {
-                            Ok(Ok(status)) if (200..300).contains(&status) => {
-                                tracing::debug!("webhook accepted the alert ({status})");
-                                return;
-                            }
-                            Ok(Ok(status)) => format!("answered {status}"),
-                            Ok(Err(e)) => format!("{e:#}"),
-                            Err(_) => {
-                                tracing::error!("webhook: no success within {timeout:?}");
-                                return;
-                            }
-                        };
+                    let why = match tokio::time::timeout_at(deadline, post(&url, &body)).await {
+                        Ok(Ok(status)) if (200..300).contains(&status) => {
+                            tracing::debug!("webhook accepted the alert ({status})");
+                            return;
+                        }
+                        Ok(Ok(status)) => format!("answered {status}"),
+                        Ok(Err(e)) => format!("{e:#}"),
+                        Err(_) => {
+                            tracing::error!("webhook: no success within {timeout:?}");
+                            return;
+                        }
+                    };
                     tracing::error!(
                         "webhook attempt {attempt} of {WEBHOOK_ATTEMPTS} failed: {why}"
                     );
@@ -226,24 +214,17 @@ impl Dispatcher {
     }
 }
 
-/// POSTs `body` as JSON; returns the HTTP status. `tls` is required for an
-/// `https://` URL (see [`webhook_tls`]).
+/// POSTs `body` as JSON over the URL's transport; returns the HTTP status.
 ///
 /// # Errors
 /// Connection, TLS, write or read errors, or an unreadable status line.
-pub async fn post(
-    url: &HttpUrl,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    body: &str,
-) -> anyhow::Result<u16> {
+pub async fn post(url: &HttpUrl, body: &str) -> anyhow::Result<u16> {
     let stream = tokio::net::TcpStream::connect(&url.authority)
         .await
         .with_context(|| format!("connect to {}", url.authority))?;
-    if !url.tls {
-        return exchange(stream, url, body).await;
-    }
-    let Some(config) = tls else {
-        bail!("{}: https needs TLS settings", url.authority);
+    let config = match &url.transport {
+        Transport::Plain => return exchange(stream, url, body).await,
+        Transport::Tls(config) => config,
     };
     let name = ServerName::try_from(url.server_name.clone())
         .with_context(|| format!("{:?} is not a valid TLS server name", url.server_name))?;
@@ -343,18 +324,11 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let d = Dispatcher::new(AlertSettings {
-                webhook: Some(format!("http://{addr}/hook")),
-                webhook_ca: None,
+                webhook: Some(parse_http_url(&format!("http://{addr}/hook"), None).unwrap()),
                 command: None,
                 timeout: Duration::from_secs(5),
             });
-            d.dispatch(Alert {
-                kind: ntp_policy::AlertKind::HoldEntered,
-                source: None,
-                figures: vec![],
-                message: "hold".into(),
-                at: ntp_policy::UnixMs(1),
-            });
+            d.dispatch(hold_alert());
             tokio::time::sleep(Duration::from_millis(1500)).await;
         });
         let bodies = server.join().unwrap();
@@ -377,7 +351,7 @@ mod tests {
     async fn tls_receiver(
         pki: &ntp_test_support::Pki,
     ) -> (u16, tokio::task::JoinHandle<anyhow::Result<String>>) {
-        use rustls::pki_types::PrivateKeyDer;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
         let certs = CertificateDer::pem_file_iter(&pki.cert)
             .unwrap()
             .collect::<Result<Vec<_>, _>>()
@@ -436,9 +410,9 @@ mod tests {
             .unwrap();
         let got = rt.block_on(async {
             let (port, receiver) = tls_receiver(&pki).await;
+            let url = format!("https://localhost:{port}/hook");
             let d = Dispatcher::new(AlertSettings {
-                webhook: Some(format!("https://localhost:{port}/hook")),
-                webhook_ca: Some(pki.ca.clone()),
+                webhook: Some(parse_http_url(&url, Some(&pki.ca)).unwrap()),
                 command: None,
                 timeout: Duration::from_secs(5),
             });
@@ -467,9 +441,9 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let (port, receiver) = tls_receiver(&pki).await;
-            let url = parse_http_url(&format!("https://localhost:{port}/hook")).unwrap();
-            let tls = webhook_tls(Some(&other.ca)).unwrap();
-            let e = post(&url, Some(&tls), "{}").await.unwrap_err();
+            let url = format!("https://localhost:{port}/hook");
+            let url = parse_http_url(&url, Some(&other.ca)).unwrap();
+            let e = post(&url, "{}").await.unwrap_err();
             let text = format!("{e:#}");
             assert!(
                 text.contains("TLS with") && text.contains("certificate"),
@@ -486,26 +460,50 @@ mod tests {
 
     #[test]
     fn urls() {
-        let u = parse_http_url("http://127.0.0.1:9000/hook").unwrap();
+        let u = parse_http_url("http://127.0.0.1:9000/hook", None).unwrap();
         assert_eq!(u.authority, "127.0.0.1:9000");
         assert_eq!(u.path, "/hook");
-        let u = parse_http_url("http://example").unwrap();
+        let u = parse_http_url("http://example", None).unwrap();
         assert_eq!((u.authority.as_str(), u.path.as_str()), ("example:80", "/"));
-        let u = parse_http_url("http://[::1]:8/x?y").unwrap();
+        let u = parse_http_url("http://[::1]:8/x?y", None).unwrap();
         assert_eq!(u.authority, "[::1]:8");
-        assert!(!u.tls);
-        let u = parse_http_url("https://hooks.example.org/T1/x").unwrap();
-        assert!(u.tls);
+        assert!(matches!(u.transport, Transport::Plain));
+        assert!(parse_http_url("ftp://x/", None).is_err());
+        assert!(parse_http_url("http:///x", None).is_err());
+        assert!(parse_http_url("https://user:pw@x/", None).is_err());
+    }
+
+    #[test]
+    fn https_urls_carry_their_tls_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = ntp_test_support::Pki::create(dir.path(), "hook");
+        let ca = Some(pki.ca.as_path());
+        let u = parse_http_url("https://hooks.example.org/T1/x", ca).unwrap();
+        assert!(matches!(u.transport, Transport::Tls(_)));
         assert_eq!(u.authority, "hooks.example.org:443");
         assert_eq!(u.server_name, "hooks.example.org");
         assert_eq!(u.path, "/T1/x");
-        let u = parse_http_url("https://[::1]:8443").unwrap();
+        let u = parse_http_url("https://[::1]:8443", ca).unwrap();
         assert_eq!(
             (u.authority.as_str(), u.server_name.as_str()),
             ("[::1]:8443", "::1")
         );
-        assert!(parse_http_url("ftp://x/").is_err());
-        assert!(parse_http_url("http:///x").is_err());
-        assert!(parse_http_url("https://user:pw@x/").is_err());
+        // A CA file only goes with https, and a bad one is named.
+        let e = parse_http_url("http://x/", ca).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("only used with an https://"),
+            "{e:#}"
+        );
+        let e = parse_http_url("https://x/", Some(&dir.path().join("missing.pem"))).unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("webhook-ca") && text.contains("missing.pem"),
+            "{text}"
+        );
+        // Without a CA file, the system's trust store (when this host has one).
+        if nts_ke::tls::native_root_store().is_ok() {
+            let u = parse_http_url("https://x/", None).unwrap();
+            assert!(matches!(u.transport, Transport::Tls(_)));
+        }
     }
 }

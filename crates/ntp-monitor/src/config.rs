@@ -53,6 +53,8 @@ use ntp_policy::{
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::alerts::HttpUrl;
+
 /// One configured source, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
@@ -93,15 +95,14 @@ pub struct MonitorSettings {
 }
 
 /// `[alerts]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AlertSettings {
     /// `webhook`: an `http://` or `https://` URL that receives each alert
-    /// as a JSON POST.
-    pub webhook: Option<String>,
-    /// `webhook-ca`: a PEM file of CA certificates that an `https://`
-    /// webhook's certificate must chain to, instead of the system's trust
-    /// store (a private relay with its own CA).
-    pub webhook_ca: Option<PathBuf>,
+    /// as a JSON POST. For `https://`, its TLS settings are built here, at
+    /// loading, trusting `webhook-ca` (a PEM file of CA certificates: a
+    /// private relay with its own CA) when set, the system's trust store
+    /// otherwise.
+    pub webhook: Option<HttpUrl>,
     /// `command`: a program run for each alert, the alert as JSON on stdin.
     pub command: Option<PathBuf>,
     /// `timeout-ms`: the limit for one webhook call or command. Default 5000.
@@ -453,23 +454,15 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Config> {
 
     let a = raw.alerts;
     let webhook_ca = a.webhook_ca.map(&resolve);
-    match (&a.webhook, &webhook_ca) {
+    let webhook = match (a.webhook, webhook_ca) {
         (Some(url), ca) => {
-            let url = crate::alerts::parse_http_url(url).context("[alerts] webhook")?;
-            match ca {
-                Some(ca) if url.tls => {
-                    crate::alerts::webhook_tls(Some(ca)).context("[alerts] webhook-ca")?;
-                }
-                Some(_) => bail!("[alerts] webhook-ca is only used with an https:// webhook"),
-                None => {}
-            }
+            Some(crate::alerts::parse_http_url(&url, ca.as_deref()).context("[alerts] webhook")?)
         }
         (None, Some(_)) => bail!("[alerts] webhook-ca is set but webhook is not"),
-        (None, None) => {}
-    }
+        (None, None) => None,
+    };
     let alerts = AlertSettings {
-        webhook: a.webhook,
-        webhook_ca,
+        webhook,
         command: a.command,
         timeout: Duration::from_millis(a.timeout_ms.unwrap_or(5000)),
     };
@@ -613,6 +606,31 @@ signing-key-path = "/etc/k"
         let e = err("[sources]\n");
         assert!(e.contains("sources"), "{e}");
         assert!(err("").contains("no [[source]]"));
+    }
+
+    #[test]
+    fn https_webhook_gets_its_tls_settings_at_loading() {
+        let dir = tempfile::tempdir().unwrap();
+        ntp_test_support::Pki::create(dir.path(), "relay");
+        let src = "[[source]]\nmode = \"server\"\naddress = \"h\"\noperator = \"x\"\n";
+        // A relative webhook-ca is resolved against the configuration's directory.
+        let c = parse(
+            &format!(
+                "{src}[alerts]\nwebhook = \"https://relay.example/hook\"\nwebhook-ca = \"relay-ca.pem\"\n"
+            ),
+            dir.path(),
+        )
+        .unwrap();
+        let hook = c.alerts.webhook.unwrap();
+        assert!(matches!(hook.transport, crate::alerts::Transport::Tls(_)));
+        assert_eq!(hook.authority, "relay.example:443");
+        let c = parse(
+            &format!("{src}[alerts]\nwebhook = \"http://relay.example/hook\"\n"),
+            dir.path(),
+        )
+        .unwrap();
+        let hook = c.alerts.webhook.unwrap();
+        assert!(matches!(hook.transport, crate::alerts::Transport::Plain));
     }
 
     #[test]
