@@ -212,6 +212,11 @@ cells = [
     f(r["generator_cpu_pct"]), kods, str(r["nts_naks"] + r["invalid"]),
     f(r["udp_rcvbuf_errors"]),
     f(r.get("steal_s"), 2),
+    f((r.get("delay_us") or {}).get("p99"), 1),
+    f((r.get("reply_lag_us") or {}).get("p50"), 1),
+    f((r.get("reply_lag_us") or {}).get("p99"), 1),
+    f((r.get("offset_abs_us") or {}).get("p99"), 1),
+    f(r.get("offset_mean_us"), 1),
 ]
 print("| " + " | ".join(cells) + " |")
 EOF
@@ -238,8 +243,8 @@ done
 
 echo
 echo "ntp-perf: server on CPU $SERVER_CPU ($WORKERS ntp-server workers), load on CPU $LOAD_CPU, $DURATION s per step, $CLIENTS client sockets, inflight $INFLIGHT (ke: $KE_INFLIGHT handshakes at once)."
-echo "Rates are requests/s (ke: handshakes/s). Server CPU is % of one core; 's/M' = server CPU seconds per million answered; 'of which kernel' = the part in system time (stime); 'steal s' = CPU the hypervisor took from the machine during the step (a step with much of it is disturbed)."
+echo "Rates are requests/s (ke: handshakes/s). Server CPU is % of one core; 's/M' = server CPU seconds per million answered; 'of which kernel' = the part in system time (stime); 'steal s' = CPU the hypervisor took from the machine during the step (a step with much of it is disturbed). 'client delay' = (T4-T1)-(T3-T2), the round trip an NTP client computes, without the time the server admits to holding the request; 'offset' = ((T2-T1)+(T3-T4))/2, which is 0 on loopback for a server that stamps exactly, so it shows the stamping error (mean = bias); 'T4-T3' = from the server's transmit stamp to the reply's arrival, which on loopback is how long after its stamp the reply left the server."
 echo
-echo "| mode | server | offered (asked) | offered | answered | loss % | p50 µs | p99 µs | server CPU % | server s/M | of which kernel | gen CPU % | KoD | NAK+invalid | rcvbuf drops | steal s |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
+echo "| mode | server | offered (asked) | offered | answered | loss % | p50 µs | p99 µs | server CPU % | server s/M | of which kernel | gen CPU % | KoD | NAK+invalid | rcvbuf drops | steal s | client delay p99 µs | T4-T3 p50 µs | T4-T3 p99 µs | \\|offset\\| p99 µs | offset mean µs |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${ROWS[@]}" | sort -s -t'|' -k2,2

@@ -156,6 +156,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
         config.duration,
         counts,
         &shared.latency,
+        None,
         cpu,
     ))
 }

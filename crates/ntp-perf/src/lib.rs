@@ -34,6 +34,13 @@
 //! `SO_TIMESTAMPNS` stamp, so the generator's own scheduling delay after the
 //! datagram arrived is not counted against the server.
 //!
+//! **What the timestamps are worth.** A fast server is no use if its
+//! timestamps are late, so the UDP modes also read each reply's `T2` and
+//! `T3` ([`timing`]): the server's residence `T3 − T2`, the delay a client
+//! computes, the offset it would compute (zero on loopback for exact
+//! stamping) and the **reply lag** `T4 − T3`, which on loopback is how long
+//! after writing its transmit stamp the server actually sent the reply.
+//!
 //! **Clients.** `--clients N` opens N UDP sockets, each a distinct source port
 //! connected to the server, and spreads requests over them round robin, which
 //! exercises per-client state such as rate limiting. In NTS mode each socket
@@ -86,6 +93,7 @@ pub mod pacer;
 pub mod report;
 pub mod sweep;
 pub mod target;
+pub mod timing;
 pub mod udp;
 
 use std::net::IpAddr;

@@ -83,6 +83,28 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Request-to-reply latency of answered requests, microseconds.
     pub latency_us: Latency,
+    /// UDP modes: the server's residence `T3 − T2` of answered requests,
+    /// microseconds (see [`crate::timing`]).
+    pub residence_us: Latency,
+    /// UDP modes: the round-trip delay as an NTP client computes it,
+    /// `(T4 − T1) − (T3 − T2)`, microseconds.
+    pub delay_us: Latency,
+    /// UDP modes: `T4 − T3`, from the server's transmit stamp to the reply's
+    /// arrival, microseconds; on loopback, how late after its stamp the
+    /// reply left the server.
+    pub reply_lag_us: Latency,
+    /// UDP modes: `T2 − T1`, microseconds; on loopback, how long after its
+    /// send time the generator's kernel sent the request (the generator's
+    /// own share of the offset error).
+    pub request_lag_us: Latency,
+    /// UDP modes: the magnitude of the offset a client would compute,
+    /// microseconds. On loopback the true offset is zero, so this is the
+    /// error the stamping of both ends adds.
+    pub offset_abs_us: Latency,
+    /// UDP modes: the mean signed offset, microseconds (the bias).
+    pub offset_mean_us: Option<f64>,
+    /// UDP modes: replies whose transmit time is before their receive time.
+    pub negative_residence: u64,
     /// The CPU window: sending plus draining the last replies, seconds.
     pub window_s: f64,
     /// This process's user + system CPU over the window, seconds.
@@ -203,6 +225,7 @@ impl Report {
         sending: Duration,
         counts: Counts,
         latency: &Histogram,
+        timing: Option<&crate::timing::Timing>,
         cpu: CpuWindow,
     ) -> Self {
         let duration_s = sending.as_secs_f64().max(1e-9);
@@ -246,6 +269,18 @@ impl Report {
             key_exchanges: counts.key_exchanges,
             errors: counts.errors,
             latency_us: Latency::from_histogram(latency),
+            residence_us: timing
+                .map_or_else(Latency::default, |t| Latency::from_histogram(&t.residence)),
+            delay_us: timing.map_or_else(Latency::default, |t| Latency::from_histogram(&t.delay)),
+            reply_lag_us: timing
+                .map_or_else(Latency::default, |t| Latency::from_histogram(&t.reply_lag)),
+            request_lag_us: timing.map_or_else(Latency::default, |t| {
+                Latency::from_histogram(&t.request_lag)
+            }),
+            offset_abs_us: timing
+                .map_or_else(Latency::default, |t| Latency::from_histogram(&t.offset_abs)),
+            offset_mean_us: timing.and_then(crate::timing::Timing::offset_mean_us),
+            negative_residence: timing.map_or(0, |t| t.negative_residence),
             window_s,
             generator_cpu_s: cpu.own.as_secs_f64(),
             generator_cpu_pct: 100.0 * cpu.own.as_secs_f64() / window_s,
@@ -316,6 +351,44 @@ impl fmt::Display for Report {
             opt(l.p999, 1),
             opt(l.max, 1)
         )?;
+        if self.mode != "ke" {
+            let (r, d, o) = (&self.residence_us, &self.delay_us, &self.offset_abs_us);
+            let lag = &self.reply_lag_us;
+            writeln!(
+                f,
+                "  server residence T3-T2 µs: p50 {} p99 {} max {}; client delay µs: p50 {} p99 {} p99.9 {}",
+                opt(r.p50, 1),
+                opt(r.p99, 1),
+                opt(r.max, 1),
+                opt(d.p50, 1),
+                opt(d.p99, 1),
+                opt(d.p999, 1)
+            )?;
+            writeln!(
+                f,
+                "  reply lag T4-T3 µs (server's stamp to departure, on loopback): p50 {} p99 {} p99.9 {} max {}; request lag T2-T1 (ours): p50 {} p99 {}",
+                opt(lag.p50, 1),
+                opt(lag.p99, 1),
+                opt(lag.p999, 1),
+                opt(lag.max, 1),
+                opt(self.request_lag_us.p50, 1),
+                opt(self.request_lag_us.p99, 1)
+            )?;
+            writeln!(
+                f,
+                "  offset µs (0 on loopback): mean {}, |offset| p50 {} p99 {} p99.9 {} max {}{}",
+                opt(self.offset_mean_us, 2),
+                opt(o.p50, 1),
+                opt(o.p99, 1),
+                opt(o.p999, 1),
+                opt(o.max, 1),
+                if self.negative_residence > 0 {
+                    format!(", {} replies with T3 before T2", self.negative_residence)
+                } else {
+                    String::new()
+                }
+            )?;
+        }
         writeln!(
             f,
             "  cpu over {:.2} s: generator {:.2} s ({:.0} %), server {} s ({} %, kernel {} s), server s per million answered: {} (kernel {})",

@@ -36,6 +36,7 @@ use crate::histogram::Histogram;
 use crate::ke::KeClient;
 use crate::pacer::{Pacer, Rate};
 use crate::report::{Counts, CpuWindow, Report};
+use crate::timing::{Sample, Timing};
 use crate::{Config, Mode, PerfError, target};
 
 /// Datagrams per `sendmmsg`/`recvmmsg` call.
@@ -130,6 +131,7 @@ struct State {
     slots: Slots,
     counts: Counts,
     latency: Histogram,
+    timing: Timing,
     rng: rand::rngs::ThreadRng,
 }
 
@@ -177,6 +179,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
         slots: Slots::new(config.inflight),
         counts,
         latency: Histogram::new(),
+        timing: Timing::default(),
         rng: rand::rng(),
     };
     let mut io = Io {
@@ -249,6 +252,7 @@ pub(crate) fn run(config: &Config) -> Result<Report, PerfError> {
         config.duration,
         state.counts,
         &state.latency,
+        Some(&state.timing),
         window.finish(),
     ))
 }
@@ -493,6 +497,7 @@ impl State {
         client.outstanding = client.outstanding.saturating_sub(1);
         let latency = rx_ns.saturating_sub(slot.sent_ns);
 
+        let stamps = (header.receive_timestamp, header.transmit_timestamp);
         let kod = match &mut client.nts {
             None => {
                 if header.mode != NtpMode::Server {
@@ -535,6 +540,8 @@ impl State {
             None => {
                 self.counts.answered += 1;
                 self.latency.record(latency);
+                self.timing
+                    .record(Sample::new(slot.sent_ns, stamps.0, stamps.1, rx_ns));
             }
         }
     }

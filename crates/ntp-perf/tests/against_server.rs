@@ -10,7 +10,13 @@ use std::time::Duration;
 use ntp_perf::{Config, Mode, PerfError, Rate};
 use ntp_proto::{
     Header, LeapIndicator, Mode as NtpMode, NtpShort, NtpTimestamp, ReferenceId, SystemInfo,
+    UnixTime,
 };
+
+/// The system clock, as an honest server stamps T2 and T3.
+fn now() -> NtpTimestamp {
+    NtpTimestamp::from_unix(UnixTime::from_system_time(std::time::SystemTime::now()))
+}
 
 struct Responder {
     addr: SocketAddr,
@@ -44,6 +50,7 @@ impl Responder {
                 let Ok((n, from)) = socket.recv_from(&mut buf) else {
                     continue;
                 };
+                let received = now();
                 let Ok(request) = Header::parse(&buf[..n]) else {
                     continue;
                 };
@@ -54,8 +61,7 @@ impl Responder {
                 if drop_every.is_some_and(|d| seen % d == 0) {
                     continue;
                 }
-                let now = NtpTimestamp::from_bits(seen);
-                let reply = Header::server_response(&request, &system, now, now);
+                let reply = Header::server_response(&request, &system, received, now());
                 let _ = socket.send_to(&reply.to_bytes(), from);
             }
             seen
@@ -101,6 +107,18 @@ fn every_request_answered() {
     assert_eq!(report.invalid + report.unmatched + report.nts_naks, 0);
     assert!(report.kods.is_empty());
     assert!(report.latency_us.p50.is_some() && report.latency_us.p99.is_some());
+    // The responder reads the same clock: no reply goes back in time, the
+    // offset a client would compute is small (the exact figures depend on
+    // scheduling, so the bounds are loose: a wrong sign, epoch or unit in
+    // the four-timestamp arithmetic is off by far more), and the delay a
+    // client computes is never more than the round trip.
+    assert_eq!(report.negative_residence, 0, "{report}");
+    let lag = report.reply_lag_us.p50.unwrap();
+    assert!((0.0..20_000.0).contains(&lag), "{report}");
+    assert!(report.offset_abs_us.p50.unwrap() < 20_000.0, "{report}");
+    assert!(report.offset_mean_us.unwrap().abs() < 20_000.0, "{report}");
+    assert!(report.delay_us.max.unwrap() <= report.latency_us.max.unwrap() + 1.0);
+    assert!(report.residence_us.p50.is_some() && report.request_lag_us.p50.is_some());
     // The "server" is this very process here.
     assert!(report.server_cpu_s.is_some() && report.server_cpu_s_per_million.is_some());
     // The kernel's share is part of the whole, never more.
