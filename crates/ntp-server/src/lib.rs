@@ -7,8 +7,9 @@
 //!   plain and NTS answers, Kiss-o'-Death, counters. Bytes and time in, bytes
 //!   out; stateless per request apart from the bounded rate-limit table.
 //! - [`udp`]: one blocking worker thread per core, each with its own
-//!   `SO_REUSEPORT` socket, `recvmmsg`/`sendmmsg` batches and kernel receive
-//!   timestamps; no allocation per packet.
+//!   `SO_REUSEPORT` socket, `recvmmsg` batches and kernel receive
+//!   timestamps, each reply sent as soon as it is stamped (so its transmit
+//!   timestamp is when it left); no allocation per packet.
 //! - [`ke`]: the NTS-KE listener on tokio + rustls, with limits on concurrent
 //!   exchanges, exchange time and request size; certificates reload on SIGHUP.
 //! - [`keys`]: cookie master keys — random and persisted (0600), or derived

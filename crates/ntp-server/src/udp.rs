@@ -5,8 +5,23 @@
 //! Each worker receives up to [`BATCH`] datagrams per `recvmmsg` call (with
 //! `MSG_WAITFORONE`, so a lone request is not delayed), stamps each with the
 //! kernel's receive time (`SO_TIMESTAMPNS`), hands it to the
-//! [`DatagramHandler`], and sends the replies with one `sendmmsg`. Buffers are
-//! allocated once per worker: nothing is allocated per packet here.
+//! [`DatagramHandler`], and sends each reply with its own `sendmsg` as soon
+//! as it is written. Buffers are allocated once per worker: nothing is
+//! allocated per packet here.
+//!
+//! **Why replies are not batched.** A reply's transmit timestamp (T3) is
+//! read while the reply is written; the client takes the time between T3 and
+//! the reply's arrival as path delay, and its offset moves by half of any
+//! part of that time the reply actually spent waiting in the server. Queueing
+//! before T2 costs clients nothing (T2 is the kernel's arrival stamp and the
+//! client subtracts T3 − T2), but waiting after T3 does. Replies collected
+//! for one `sendmmsg` waited for the handling of the rest of the batch and
+//! then for the kernel to send the replies ahead of them: with full batches
+//! of NTS requests that was tens of microseconds, and milliseconds when the
+//! worker was preempted in between (measured with `ntp-perf`'s reply lag,
+//! docs/PERFORMANCE.md). One `sendmsg` per reply keeps the gap at the
+//! kernel's send path and costs one system-call entry per reply; the receive
+//! side stays batched, where waiting costs nothing.
 //!
 //! Workers poll a stop flag every [`STOP_POLL`]; [`UdpServer::shutdown`]
 //! sets it and joins them.
@@ -27,7 +42,7 @@ use nix::sys::socket::{
 use ntp_proto::{NtpTimestamp, UnixTime};
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Datagrams per `recvmmsg`/`sendmmsg` call.
+/// Datagrams per `recvmmsg` call.
 pub const BATCH: usize = 32;
 /// Largest datagram accepted; NTS requests stay under 1280 bytes.
 pub const MAX_DATAGRAM: usize = 2048;
@@ -129,29 +144,23 @@ struct Meta {
     len: usize,
     from: Option<SocketAddr>,
     receive: NtpTimestamp,
-    reply: bool,
 }
 
 const NO_META: Meta = Meta {
     len: 0,
     from: None,
     receive: NtpTimestamp::ZERO,
-    reply: false,
 };
 
 fn worker(socket: Socket, handler: &dyn DatagramHandler, stop: &AtomicBool) {
     let fd = socket.as_raw_fd();
     let mut inbox: Box<[[u8; MAX_DATAGRAM]; BATCH]> = Box::new([[0u8; MAX_DATAGRAM]; BATCH]);
-    let mut outbox: Vec<Vec<u8>> = (0..BATCH)
-        .map(|_| Vec::with_capacity(MAX_DATAGRAM))
-        .collect();
+    let mut out: Vec<u8> = Vec::with_capacity(MAX_DATAGRAM);
     let mut recv_headers = MultiHeaders::<SockaddrStorage>::preallocate(
         BATCH,
         Some(nix::cmsg_space!(nix::sys::time::TimeSpec)),
     );
-    let mut send_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
     let mut metas = [NO_META; BATCH];
-    let mut addrs: [Option<SockaddrStorage>; BATCH] = [None; BATCH];
 
     while !stop.load(Ordering::Relaxed) {
         // Receive a batch.
@@ -182,7 +191,6 @@ fn worker(socket: Socket, handler: &dyn DatagramHandler, stop: &AtomicBool) {
                             len: msg.bytes,
                             from: msg.address.and_then(|a: SockaddrStorage| to_std(&a)),
                             receive,
-                            reply: false,
                         };
                         n += 1;
                     }
@@ -196,42 +204,25 @@ fn worker(socket: Socket, handler: &dyn DatagramHandler, stop: &AtomicBool) {
             }
         };
 
-        // Handle each datagram.
-        for ((meta, datagram), out) in metas
-            .iter_mut()
-            .zip(inbox.iter())
-            .zip(outbox.iter_mut())
-            .take(received)
-        {
+        // Handle each datagram and send its reply at once. The reply's
+        // transmit timestamp is read as the reply is written, so the time
+        // between that stamp and the datagram leaving lengthens the return
+        // path the client measures and shifts its offset by half: sending
+        // each reply right away keeps that gap to one system call (module
+        // docs), where a `sendmmsg` after the whole batch held the first
+        // reply back for the handling of every other datagram in the batch.
+        for (meta, datagram) in metas.iter().zip(inbox.iter()).take(received) {
             out.clear();
             let (Some(from), Some(bytes)) = (meta.from, datagram.get(..meta.len)) else {
                 continue;
             };
-            meta.reply = handler.handle(from, bytes, meta.receive, out);
-        }
-
-        // Send the replies in one call.
-        let mut count = 0;
-        let mut slices: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|_| [IoSlice::new(&[])]);
-        for (meta, out) in metas.iter().zip(outbox.iter()).take(received) {
-            if let (true, Some(from), Some(slot), Some(addr)) = (
-                meta.reply,
-                meta.from,
-                slices.get_mut(count),
-                addrs.get_mut(count),
-            ) {
-                *slot = [IoSlice::new(out)];
-                *addr = Some(SockaddrStorage::from(from));
-                count += 1;
-            }
-        }
-        if count > 0 {
-            let to_send = slices.get(..count).unwrap_or_default();
-            let to = addrs.get(..count).unwrap_or_default();
-            if let Err(e) =
-                socket::sendmmsg(fd, &mut send_headers, to_send, to, [], MsgFlags::empty())
-            {
-                tracing::debug!("sendmmsg: {e}");
+            if handler.handle(from, bytes, meta.receive, &mut out) {
+                let to = SockaddrStorage::from(from);
+                if let Err(e) =
+                    socket::sendmsg(fd, &[IoSlice::new(&out)], &[], MsgFlags::empty(), Some(&to))
+                {
+                    tracing::debug!("sendmsg to {from}: {e}");
+                }
             }
         }
     }
