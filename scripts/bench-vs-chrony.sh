@@ -15,6 +15,13 @@
 # OURS (the ntp-server binary, default target/release/ntp-server: set it to
 # compare a saved build), WORKERS (ntp-server's UDP workers, default 1),
 # SERVER_CPU and LOAD_CPU (taskset CPU lists, default 0 and 1).
+#
+# Both servers run for the whole comparison (the idle one costs nothing
+# measurable) and the steps alternate between them: each rate is measured
+# for one server and then at once for the other. On a shared virtual machine
+# the host takes CPU in bursts of seconds to minutes (the "steal s" column);
+# alternating puts both servers' steps of a pair in the same few seconds, so
+# a burst disturbs a pair rather than every step of one server.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -222,13 +229,18 @@ print("| " + " | ".join(cells) + " |")
 EOF
 
 ROWS=()
+declare -A PID_OF
 for server in $SERVERS; do
     start "$server"
+    PID_OF[$server]=$SERVER_PID
     log "$server running as PID $SERVER_PID"
-    for mode in $MODES; do
-        rates=$RATES
-        [ "$mode" = ke ] && rates=unlimited
-        for rate in $rates; do
+done
+for mode in $MODES; do
+    rates=$RATES
+    [ "$mode" = ke ] && rates=unlimited
+    for rate in $rates; do
+        for server in $SERVERS; do
+            SERVER_PID=${PID_OF[$server]}
             log "$server $mode rate $rate"
             json=$(perf "$server" "$mode" "$rate") || {
                 log "ntp-perf failed for $server $mode $rate"
@@ -238,6 +250,9 @@ for server in $SERVERS; do
             ROWS+=("$(python3 "$WORK/row.py" "$server" "$json")")
         done
     done
+done
+for server in $SERVERS; do
+    SERVER_PID=${PID_OF[$server]}
     stop
 done
 
