@@ -25,6 +25,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 DURATION=${DURATION:-10}
 RATES=${RATES:-"20000 50000 100000 150000 unlimited"}
 CLIENTS=${CLIENTS:-8}
@@ -41,7 +42,6 @@ WORKERS=${WORKERS:-1}
 # Ports are picked at run time among free ones: other programs on this
 # machine may hold any fixed choice (a fixed 12123 once measured someone
 # else's daemon).
-taken() { ss -Hlnut | awk '{print $5}' | grep -q ":$1\$"; }
 PICKED=""
 pick() { # appends a free port to PICKED
     local p
@@ -82,17 +82,7 @@ cargo build --release -p ntp-server -p ntp-perf >&2
 PERF=target/release/ntp-perf
 OURS=${OURS:-target/release/ntp-server}
 
-# A throwaway CA and a server certificate for 127.0.0.1 / localhost (P-256).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$WORK/ca.key" -out "$WORK/ca.pem" -days 2 -subj /CN=bench-ca \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$WORK/server.key" -out "$WORK/server.csr" -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
-    >"$WORK/ext.cnf"
-openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-    -CAcreateserial -out "$WORK/server.pem" -days 2 -extfile "$WORK/ext.cnf" 2>/dev/null
-chmod 600 "$WORK/server.key" "$WORK/ca.key"
+make_pki "$WORK"
 
 mkdir -p "$WORK/chrony" "$WORK/ours"
 cat >"$WORK/chrony.conf" <<EOF
@@ -107,26 +97,7 @@ ntsport $CHRONY_KE
 ntsdumpdir $WORK/chrony
 pidfile $WORK/chrony/chronyd.pid
 EOF
-cat >"$WORK/ours.toml" <<EOF
-[[server]]
-listen = "127.0.0.1:$OURS_NTP"
-workers = $WORKERS
-
-[[nts-ke-server]]
-listen = "127.0.0.1:$OURS_KE"
-certificate-chain-path = "$WORK/server.pem"
-private-key-path = "$WORK/server.key"
-ntp-port = $OURS_NTP
-
-[keyset]
-key-storage-path = "$WORK/ours/nts-keys"
-
-[synchronization]
-local-stratum = 1
-
-[observability]
-log-level = "warn"
-EOF
+ours_config "$WORK/ours.toml" "$OURS_NTP" "$OURS_KE" "$WORK" "workers = $WORKERS"
 
 # start NAME: starts one daemon pinned to SERVER_CPU; sets SERVER_PID.
 start() {

@@ -17,6 +17,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 MODE=${MODE:-plain}
 RATE=${RATE:-200000}
 DURATION=${DURATION:-600}
@@ -24,7 +25,6 @@ EVERY=${EVERY:-30}
 CLIENTS=${CLIENTS:-8}
 INFLIGHT=${INFLIGHT:-4096}
 
-taken() { ss -Hlnut | awk '{print $5}' | grep -q ":$1\$"; }
 pick() {
     local p
     while :; do
@@ -47,39 +47,9 @@ log() { echo "soak: $*" >&2; }
 
 cargo build --release -p ntp-server -p ntp-perf >&2
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$WORK/ca.key" -out "$WORK/ca.pem" -days 2 -subj /CN=soak-ca \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$WORK/server.key" -out "$WORK/server.csr" -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
-    >"$WORK/ext.cnf"
-openssl x509 -req -in "$WORK/server.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
-    -CAcreateserial -out "$WORK/server.pem" -days 2 -extfile "$WORK/ext.cnf" 2>/dev/null
-chmod 600 "$WORK/server.key" "$WORK/ca.key"
-mkdir -p "$WORK/keys"
-cat >"$WORK/server.toml" <<EOF
-[[server]]
-listen = "127.0.0.1:$NTP_PORT"
-workers = 1
-rate-limiting-cache-size = 65536
-rate-limiting-cutoff-ms = 0
-
-[[nts-ke-server]]
-listen = "127.0.0.1:$KE_PORT"
-certificate-chain-path = "$WORK/server.pem"
-private-key-path = "$WORK/server.key"
-ntp-port = $NTP_PORT
-
-[keyset]
-key-storage-path = "$WORK/keys/nts-keys"
-
-[synchronization]
-local-stratum = 1
-
-[observability]
-log-level = "warn"
-EOF
+make_pki "$WORK"
+ours_config "$WORK/server.toml" "$NTP_PORT" "$KE_PORT" "$WORK" "workers = 1" \
+    "rate-limiting-cache-size = 65536" "rate-limiting-cutoff-ms = 0"
 
 taskset -c 0 setpriv --bounding-set -sys_time -- \
     target/release/ntp-server --config "$WORK/server.toml" >"$WORK/server.log" 2>&1 &
