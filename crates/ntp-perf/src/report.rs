@@ -21,6 +21,20 @@ pub struct Latency {
     pub max: Option<f64>,
 }
 
+impl fmt::Display for Latency {
+    /// `p50 … p99 … p99.9 … max …`, one decimal, `-` where empty.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p50 {} p99 {} p99.9 {} max {}",
+            opt(self.p50, 1),
+            opt(self.p99, 1),
+            opt(self.p999, 1),
+            opt(self.max, 1)
+        )
+    }
+}
+
 impl Latency {
     /// Percentiles of a nanosecond histogram.
     pub fn from_histogram(h: &Histogram) -> Self {
@@ -342,46 +356,21 @@ impl fmt::Display for Report {
                 self.key_exchanges, self.cookies_reused, self.errors
             )?;
         }
-        let l = &self.latency_us;
-        writeln!(
-            f,
-            "  latency µs: p50 {} p99 {} p99.9 {} max {}",
-            opt(l.p50, 1),
-            opt(l.p99, 1),
-            opt(l.p999, 1),
-            opt(l.max, 1)
-        )?;
+        writeln!(f, "  latency µs: {}", self.latency_us)?;
         if self.mode != "ke" {
-            let (r, d, o) = (&self.residence_us, &self.delay_us, &self.offset_abs_us);
-            let lag = &self.reply_lag_us;
+            writeln!(f, "  server residence T3-T2 µs: {}", self.residence_us)?;
+            writeln!(f, "  client delay (T4-T1)-(T3-T2) µs: {}", self.delay_us)?;
             writeln!(
                 f,
-                "  server residence T3-T2 µs: p50 {} p99 {} max {}; client delay µs: p50 {} p99 {} p99.9 {}",
-                opt(r.p50, 1),
-                opt(r.p99, 1),
-                opt(r.max, 1),
-                opt(d.p50, 1),
-                opt(d.p99, 1),
-                opt(d.p999, 1)
+                "  reply lag T4-T3 µs (server's stamp to departure, on loopback): {}",
+                self.reply_lag_us
             )?;
+            writeln!(f, "  request lag T2-T1 µs (ours): {}", self.request_lag_us)?;
             writeln!(
                 f,
-                "  reply lag T4-T3 µs (server's stamp to departure, on loopback): p50 {} p99 {} p99.9 {} max {}; request lag T2-T1 (ours): p50 {} p99 {}",
-                opt(lag.p50, 1),
-                opt(lag.p99, 1),
-                opt(lag.p999, 1),
-                opt(lag.max, 1),
-                opt(self.request_lag_us.p50, 1),
-                opt(self.request_lag_us.p99, 1)
-            )?;
-            writeln!(
-                f,
-                "  offset µs (0 on loopback): mean {}, |offset| p50 {} p99 {} p99.9 {} max {}{}",
+                "  offset µs (0 on loopback): mean {}, |offset| {}{}",
                 opt(self.offset_mean_us, 2),
-                opt(o.p50, 1),
-                opt(o.p99, 1),
-                opt(o.p999, 1),
-                opt(o.max, 1),
+                self.offset_abs_us,
                 if self.negative_residence > 0 {
                     format!(", {} replies with T3 before T2", self.negative_residence)
                 } else {
