@@ -42,7 +42,7 @@ use ntp_proto::{NtpTimestamp, UnixTime};
 
 use crate::histogram::Histogram;
 
-/// The three figures of one answered request, nanoseconds.
+/// The figures of one answered request, nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sample {
     /// `T3 − T2`.
