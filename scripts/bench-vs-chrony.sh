@@ -14,7 +14,10 @@
 # SERVERS (default "ntp-server chrony"), MODES (default "plain nts ke"),
 # OURS (the ntp-server binary, default target/release/ntp-server: set it to
 # compare a saved build), WORKERS (ntp-server's UDP workers, default 1),
-# SERVER_CPU and LOAD_CPU (taskset CPU lists, default 0 and 1).
+# SERVER_CPU and LOAD_CPU (taskset CPU lists, default 0 and 1),
+# CHRONY_RCVBUF (bytes: sets net.core.rmem_default for the run and restores
+# it on exit; chronyd does not size its sockets' receive buffers, so this is
+# how it gets a buffer like ntp-server's, which asks for 4 MiB itself).
 #
 # Both servers run for the whole comparison (the idle one costs nothing
 # measurable) and the steps alternate between them: each rate is measured
@@ -38,6 +41,7 @@ JSON_OUT=${JSON_OUT:-}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 WORKERS=${WORKERS:-1}
+CHRONY_RCVBUF=${CHRONY_RCVBUF:-}
 
 # Ports are picked at run time among free ones: other programs on this
 # machine may hold any fixed choice (a fixed 12123 once measured someone
@@ -73,6 +77,9 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$WORK"
+    if [ -n "${RMEM_DEFAULT_WAS:-}" ]; then
+        sysctl -qw net.core.rmem_default="$RMEM_DEFAULT_WAS" || true
+    fi
 }
 trap cleanup EXIT
 
@@ -81,6 +88,12 @@ log() { echo "bench: $*" >&2; }
 cargo build --release -p ntp-server -p ntp-perf >&2
 PERF=target/release/ntp-perf
 OURS=${OURS:-target/release/ntp-server}
+
+if [ -n "$CHRONY_RCVBUF" ]; then
+    RMEM_DEFAULT_WAS=$(sysctl -n net.core.rmem_default)
+    sysctl -qw net.core.rmem_default="$CHRONY_RCVBUF"
+    log "net.core.rmem_default $RMEM_DEFAULT_WAS -> $CHRONY_RCVBUF until the end of this run"
+fi
 
 make_pki "$WORK"
 
@@ -199,11 +212,19 @@ cells = [
 print("| " + " | ".join(cells) + " |")
 EOF
 
+# rcvbuf PORT: the receive buffer (bytes) of the UDP socket bound to PORT.
+rcvbuf() {
+    ss -Hulmn "sport = :$1" | grep -o 'rb[0-9]*' | head -1 | tr -d rb
+}
+
 ROWS=()
+BUFFERS=""
 declare -A PID_OF
 for server in $SERVERS; do
     start "$server"
     PID_OF[$server]=$SERVER_PID
+    read -r ntp_port _ < <(ports "$server")
+    BUFFERS="$BUFFERS $server $(rcvbuf "$ntp_port") bytes,"
     log "$server running as PID $SERVER_PID"
 done
 for mode in $MODES; do
@@ -228,7 +249,7 @@ for server in $SERVERS; do
 done
 
 echo
-echo "ntp-perf: server on CPU $SERVER_CPU ($WORKERS ntp-server workers), load on CPU $LOAD_CPU, $DURATION s per step, $CLIENTS client sockets, inflight $INFLIGHT (ke: $KE_INFLIGHT handshakes at once)."
+echo "ntp-perf: server on CPU $SERVER_CPU ($WORKERS ntp-server workers), load on CPU $LOAD_CPU, $DURATION s per step, $CLIENTS client sockets, inflight $INFLIGHT (ke: $KE_INFLIGHT handshakes at once); UDP receive buffers:${BUFFERS%,}."
 echo "Rates are requests/s (ke: handshakes/s). Server CPU is % of one core; 's/M' = server CPU seconds per million answered; 'of which kernel' = the part in system time (stime); 'steal s' = CPU the hypervisor took from the machine during the step (a step with much of it is disturbed). 'client delay' = (T4-T1)-(T3-T2), the round trip an NTP client computes, without the time the server admits to holding the request; 'offset' = ((T2-T1)+(T3-T4))/2, which is 0 on loopback for a server that stamps exactly, so it shows the stamping error (mean = bias); 'T4-T3' = from the server's transmit stamp to the reply's arrival, which on loopback is how long after its stamp the reply left the server."
 echo
 echo "| mode | server | offered (asked) | offered | answered | loss % | p50 µs | p99 µs | server CPU % | server s/M | of which kernel | gen CPU % | KoD | NAK+invalid | rcvbuf drops | steal s | client delay p99 µs | T4-T3 p50 µs | T4-T3 p99 µs | \\|offset\\| p99 µs | offset mean µs |"
