@@ -7,7 +7,10 @@
 //! kernel's receive time (`SO_TIMESTAMPNS`), hands it to the
 //! [`DatagramHandler`], and sends each reply with its own `sendmsg` as soon
 //! as it is written. Buffers are allocated once per worker: nothing is
-//! allocated per packet here.
+//! allocated per packet here. Each socket asks for a [`RECEIVE_BUFFER`] of
+//! 4 MiB, so that bursts wait instead of being dropped (the wait is between
+//! the two server stamps, which clients subtract); the start-up log says what
+//! the kernel granted, and warns when `net.core.rmem_max` cut it short.
 //!
 //! **Why replies are not batched.** A reply's transmit timestamp (T3) is
 //! read while the reply is written; the client takes the time between T3 and
@@ -48,6 +51,14 @@ pub const BATCH: usize = 32;
 pub const MAX_DATAGRAM: usize = 2048;
 /// How often an idle worker checks whether it should stop.
 pub const STOP_POLL: Duration = Duration::from_millis(200);
+/// Receive buffer asked for on each worker's socket. A busy worker, or one
+/// the host does not schedule for a few milliseconds, finds the requests
+/// that arrived meanwhile queued rather than dropped; their wait lies
+/// between the kernel's receive stamp and the transmit stamp, so clients
+/// subtract it. At 150,000 requests a second this holds tens of
+/// milliseconds of traffic, where a stock 208 KiB buffer holds about one
+/// (docs/PERFORMANCE.md, "The same receive buffer for both").
+pub const RECEIVE_BUFFER: usize = 4 << 20;
 
 /// What the workers call for every datagram.
 pub trait DatagramHandler: Send + Sync + 'static {
@@ -92,6 +103,27 @@ impl UdpServer {
         for _ in 1..workers.max(1) {
             sockets.push(bind(local_addr)?);
         }
+        let buffer = sockets
+            .iter()
+            .map(|s| s.recv_buffer_size().unwrap_or(0))
+            .min()
+            .unwrap_or(0);
+        // Linux reports twice the size asked for (half of it is kept for
+        // its own bookkeeping).
+        let expected = if cfg!(any(target_os = "linux", target_os = "android")) {
+            2 * RECEIVE_BUFFER
+        } else {
+            RECEIVE_BUFFER
+        };
+        if buffer < expected {
+            tracing::warn!(
+                bytes = buffer,
+                expected,
+                "UDP receive buffer smaller than asked for: bursts beyond it are dropped; \
+                 raise the sysctl net.core.rmem_max to at least {RECEIVE_BUFFER} \
+                 (or start ntp-server with CAP_NET_ADMIN)"
+            );
+        }
         let threads = sockets
             .into_iter()
             .enumerate()
@@ -102,7 +134,7 @@ impl UdpServer {
                     .spawn(move || worker(socket, &*handler, &stop))
             })
             .collect::<io::Result<Vec<_>>>()?;
-        tracing::info!(%local_addr, workers = threads.len(), "serving NTP");
+        tracing::info!(%local_addr, workers = threads.len(), receive_buffer = buffer, "serving NTP");
         Ok(Self {
             local_addr,
             stop,
@@ -128,14 +160,28 @@ fn bind(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(true)?;
     socket.set_read_timeout(Some(STOP_POLL))?;
-    // Larger buffers ride out bursts while a worker is busy.
-    let _ = socket.set_recv_buffer_size(4 << 20);
+    size_receive_buffer(&socket);
     let _ = socket.set_send_buffer_size(4 << 20);
     socket.bind(&addr.into())?;
     if let Err(e) = socket::setsockopt(&socket, sockopt::ReceiveTimestampns, &true) {
         tracing::warn!("SO_TIMESTAMPNS unavailable ({e}); receive times come from user space");
     }
     Ok(socket)
+}
+
+/// Asks for [`RECEIVE_BUFFER`]. `SO_RCVBUF` is capped by
+/// `net.core.rmem_max` (208 KiB on a stock kernel, so the socket would get
+/// 416 KiB); `SO_RCVBUFFORCE` is not, and a server started as root to bind
+/// port 123 may use it (it needs `CAP_NET_ADMIN`, and the socket is made
+/// before privileges are dropped).
+fn size_receive_buffer(socket: &Socket) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if socket::setsockopt(socket, sockopt::RcvBufForce, &RECEIVE_BUFFER).is_ok() {
+        return;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(RECEIVE_BUFFER) {
+        tracing::debug!("SO_RCVBUF: {e}");
+    }
 }
 
 /// Per-datagram facts kept between receive and send.
@@ -272,6 +318,32 @@ mod tests {
             out.extend_from_slice(&receive.to_bits().to_be_bytes());
             true
         }
+    }
+
+    #[test]
+    fn receive_buffer_is_the_size_asked_for_or_the_kernel_cap() {
+        let socket = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let got = socket.recv_buffer_size().unwrap();
+        let rmem_max: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // With CAP_NET_ADMIN (bit 12 of the effective set) the size is
+        // forced past rmem_max; without, it is capped there. Linux reports
+        // twice the size set.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let effective = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+            .unwrap();
+        let expected = if effective & (1 << 12) != 0 {
+            2 * RECEIVE_BUFFER
+        } else {
+            2 * RECEIVE_BUFFER.min(rmem_max)
+        };
+        assert_eq!(got, expected, "rmem_max {rmem_max}");
     }
 
     #[test]
